@@ -124,3 +124,70 @@ export async function which(cmd: string): Promise<string | undefined> {
   }
   return undefined
 }
+
+export interface DetachedProcess {
+  pid: number
+}
+
+/**
+ * Start a long-lived program in its own process group, detached from this one, with
+ * stdout and stderr appended to a log file. Used for the local gpu-server.
+ */
+export async function spawnDetached(cmd: string, args: readonly string[], opts: {logFile: string; env?: Record<string, string | undefined>; cwd?: string}): Promise<DetachedProcess> {
+  const {spawn} = await import('node:child_process')
+  const {openSync, closeSync} = await import('node:fs')
+  const fd = openSync(opts.logFile, 'a', 0o600)
+  try {
+    const child = spawn(cmd, args, {detached: true, stdio: ['ignore', fd, fd], env: {...process.env, ...opts.env}, cwd: opts.cwd})
+    const pid = await new Promise<number>((resolve, reject) => {
+      child.once('error', (err: NodeJS.ErrnoException) => reject(err.code === 'ENOENT' ? new ToolMissingError(cmd, installHint(cmd)) : err))
+      child.once('spawn', () => resolve(child.pid!))
+    })
+    child.unref()
+    return {pid}
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** Run a program attached to this terminal (stdio inherited) until it exits; Ctrl-C reaches it too. */
+export async function runAttached(cmd: string, args: readonly string[], opts: {env?: Record<string, string | undefined>; cwd?: string} = {}): Promise<number> {
+  const {spawn} = await import('node:child_process')
+  const child = spawn(cmd, args, {stdio: 'inherit', env: {...process.env, ...opts.env}, cwd: opts.cwd})
+  return new Promise<number>((resolve, reject) => {
+    child.once('error', (err: NodeJS.ErrnoException) => reject(err.code === 'ENOENT' ? new ToolMissingError(cmd, installHint(cmd)) : err))
+    child.once('exit', (code, signal) => resolve(code ?? (signal === 'SIGINT' ? 130 : 1)))
+  })
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/** SIGTERM a detached process group, then SIGKILL after graceMs. Resolves once it is gone. */
+export async function terminateGroup(pid: number, graceMs = 10_000): Promise<'terminated' | 'killed' | 'not-running'> {
+  if (!isAlive(pid)) return 'not-running'
+  const signal = (sig: NodeJS.Signals) => {
+    try {
+      process.kill(-pid, sig)
+    } catch {
+      try {
+        process.kill(pid, sig)
+      } catch {}
+    }
+  }
+  signal('SIGTERM')
+  const deadline = Date.now() + graceMs
+  while (Date.now() < deadline) {
+    if (!isAlive(pid)) return 'terminated'
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  signal('SIGKILL')
+  for (let i = 0; i < 50 && isAlive(pid); i++) await new Promise((r) => setTimeout(r, 100))
+  return 'killed'
+}

@@ -96,3 +96,160 @@ export async function checkServer(target: ServerTarget, opts: {timeoutMs?: numbe
     return {...base, state: 'healthy', ok: true}
   }
 }
+
+// ---------- transcription ----------
+
+export interface TranscribeOptions {
+  language?: string
+  diarize?: boolean
+  minSpeakers?: number
+  maxSpeakers?: number
+  wordTimestamps?: boolean
+}
+
+export interface Word {
+  word: string
+  start?: number
+  end?: number
+  score?: number
+  speaker?: string
+}
+
+export interface Segment {
+  start: number
+  end: number
+  text: string
+  speaker?: string
+  words?: Word[]
+}
+
+export interface TranscriptResult {
+  text: string
+  language?: string
+  duration?: number
+  segments: Segment[]
+  processing_time?: number
+  engine?: string
+  model?: string
+  device?: string
+  [k: string]: unknown
+}
+
+/** Why a request to a backend failed, and whether another backend could do better. */
+export class BackendRequestError extends Error {
+  constructor(
+    message: string,
+    /** retryable: connection failure, 5xx or 429 → try the next backend. Not: a 4xx (the user's input). */
+    readonly retryable: boolean,
+    readonly status?: number,
+    readonly code?: string,
+  ) {
+    super(message)
+  }
+}
+
+function formFields(opts: TranscribeOptions): Record<string, string | undefined> {
+  return {
+    language: opts.language && opts.language !== 'auto' ? opts.language : undefined,
+    enable_diarization: opts.diarize === undefined ? undefined : String(opts.diarize),
+    min_speakers: opts.minSpeakers === undefined ? undefined : String(opts.minSpeakers),
+    max_speakers: opts.maxSpeakers === undefined ? undefined : String(opts.maxSpeakers),
+    word_timestamps: opts.wordTimestamps === undefined ? undefined : String(opts.wordTimestamps),
+    response_format: 'json',
+  }
+}
+
+function failure(res: HttpResponse, what: string): BackendRequestError {
+  const msg = serverErrorMessage(res)
+  const code = (res.body as {error?: {code?: string}})?.error?.code
+  if (res.status === 429) return new BackendRequestError(`${what}: server busy (429, queue full${res.headers['retry-after'] ? `, retry after ${res.headers['retry-after']} s` : ''})`, true, 429, code)
+  if (res.status >= 500) return new BackendRequestError(`${what}: server error ${res.status}: ${msg}`, true, res.status, code)
+  if (res.status === 401 || res.status === 403) return new BackendRequestError(`${what}: API key refused (${res.status}): ${msg}`, false, res.status, code ?? 'unauthorized')
+  return new BackendRequestError(`${msg} (HTTP ${res.status})`, false, res.status, code)
+}
+
+function connectionFailure(error: unknown, what: string): BackendRequestError {
+  if (error instanceof HttpConnectionError) {
+    if (error.kind === 'aborted') throw error
+    return new BackendRequestError(`${what}: ${error.message}`, true, undefined, `http_${error.kind}`)
+  }
+  throw error
+}
+
+export interface UploadHooks {
+  onProgress?: (sent: number, total: number) => void
+  signal?: AbortSignal
+}
+
+/** POST /transcribe: one synchronous request. For short files; long ones go through jobs. */
+export async function transcribeSync(target: ServerTarget, filePath: string, opts: TranscribeOptions, hooks: UploadHooks = {}): Promise<TranscriptResult> {
+  const {postMultipart} = await import('../http/http.js')
+  let res: HttpResponse
+  try {
+    res = await postMultipart(
+      joinUrl(target.url, '/transcribe'),
+      {fields: formFields(opts), filePath, onProgress: (p) => hooks.onProgress?.(p.sent, p.total)},
+      // Whole-file transcription can take long on a busy server; no header timeout cuts it.
+      {headers: authHeaders(target.apiKey), headersTimeoutMs: 0, bodyTimeoutMs: 0, signal: hooks.signal},
+    )
+  } catch (error) {
+    throw connectionFailure(error, 'upload failed')
+  }
+  if (res.status !== 200) throw failure(res, 'transcription failed')
+  return res.body as TranscriptResult
+}
+
+export interface JobView {
+  id: string
+  status: 'queued' | 'running' | 'succeeded' | 'failed' | string
+  result?: TranscriptResult
+  error?: {code?: string; message?: string}
+}
+
+/** POST /jobs then poll GET /jobs/{id}: no proxy timeout can cut a two-hour file. */
+export async function transcribeJob(
+  target: ServerTarget,
+  filePath: string,
+  opts: TranscribeOptions,
+  hooks: UploadHooks & {pollMs?: number; onStatus?: (status: string) => void} = {},
+): Promise<TranscriptResult> {
+  const {postMultipart} = await import('../http/http.js')
+  let res: HttpResponse<JobView>
+  try {
+    res = await postMultipart<JobView>(
+      joinUrl(target.url, '/jobs'),
+      {fields: formFields(opts), filePath, onProgress: (p) => hooks.onProgress?.(p.sent, p.total)},
+      {headers: authHeaders(target.apiKey), headersTimeoutMs: 300_000, signal: hooks.signal},
+    )
+  } catch (error) {
+    throw connectionFailure(error, 'upload failed')
+  }
+  if (res.status !== 202 && res.status !== 200) throw failure(res, 'job submission failed')
+  const id = res.body.id
+  let pollMs = hooks.pollMs ?? 500
+  let transientFailures = 0
+  for (;;) {
+    if (hooks.signal?.aborted) throw new HttpConnectionError('aborted', target.url, 'aborted')
+    await new Promise((r) => setTimeout(r, pollMs))
+    pollMs = Math.min(pollMs * 1.5, 5000)
+    let poll: HttpResponse<JobView>
+    try {
+      poll = await httpRequest<JobView>(joinUrl(target.url, `/jobs/${encodeURIComponent(id)}`), {headers: authHeaders(target.apiKey), timeoutMs: 30_000, signal: hooks.signal})
+    } catch (error) {
+      // A blip while polling is not a failed job; a server gone for good is.
+      if (++transientFailures <= 5 && error instanceof HttpConnectionError && error.kind !== 'aborted') continue
+      throw connectionFailure(error, `lost the server while job ${id} ran`)
+    }
+    if (poll.status >= 500 && ++transientFailures <= 5) continue
+    if (poll.status !== 200) throw failure(poll, `job ${id}`)
+    transientFailures = 0
+    hooks.onStatus?.(poll.body.status)
+    if (poll.body.status === 'succeeded' && poll.body.result) return poll.body.result
+    if (poll.body.status === 'failed') {
+      const e = poll.body.error
+      // The server says why; an engine crash (5xx-class) may succeed elsewhere, bad audio won't.
+      const retryable = !e?.code || /internal|engine|interrupted|restart/i.test(e.code)
+      throw new BackendRequestError(`job ${id} failed: ${e?.message ?? 'no reason given'}`, retryable, undefined, e?.code)
+    }
+  }
+}
