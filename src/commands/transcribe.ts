@@ -106,6 +106,7 @@ export default class Transcribe extends BaseCommand {
     )
     for (const f of report.files) {
       if (f.status === 'failed') this.log(`✗ ${basename(f.input)}: ${f.reason}`)
+      else if (f.status === 'skipped') this.log(`  ${basename(f.input)}: ${f.reason}`)
       else if (f.status === 'done' && f.attempts.length) this.log(`  ${basename(f.input)} failed over: ${f.attempts.map((a) => `${a.backend} (${a.error})`).join(', ')}`)
       if (f.status === 'done') for (const o of f.outputs ?? []) this.log(`  → ${o}`)
     }

@@ -18,14 +18,21 @@ export interface HealthBody {
 
 /** /info, as the server reports it. Fields are optional: older servers or other WhisperX servers may lack some. */
 export interface InfoBody {
-  version?: string
+  server_version?: string
   engine?: string
   model?: string
   device?: string
-  compute_type?: string
-  batch_size?: number
-  gpu?: {name?: string; vram_total_mb?: number; vram_free_mb?: number; cuda_version?: string} | null
+  compute_type?: string | null
+  batch_size?: number | null
+  gpu_name?: string | null
+  vram_total_mb?: number | null
+  vram_free_mb?: number | null
+  cuda_version?: string | null
   diarization_available?: boolean
+  languages?: string[]
+  running?: number
+  model_load_s?: number
+  auth_required?: boolean
   queue_depth?: number
   uptime_s?: number
   limits?: Record<string, unknown>

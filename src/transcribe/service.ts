@@ -108,7 +108,7 @@ export async function transcribeFiles(loaded: LoadedConfig, req: TranscribeReque
     const outcome: FileOutcome = {input: check.path, status: 'failed', attempts: []}
     outcomes.push(outcome)
     if (!check.ok) {
-      outcome.reason = `${file}: ${check.reason}`
+      outcome.reason = check.reason
       hooks.onFileDone?.(outcome)
       continue
     }
@@ -181,7 +181,7 @@ export async function transcribeFiles(loaded: LoadedConfig, req: TranscribeReque
             engine: result.engine ?? h.health?.info?.engine,
             model: result.model ?? h.health?.info?.model,
             device: result.device ?? h.health?.info?.device,
-            gpu: h.health?.info?.gpu?.name,
+            gpu: h.health?.info?.gpu_name ?? undefined,
             audioSeconds: result.duration ?? 0,
             processingSeconds: wall,
             realtimeFactor: rtf(result.duration, wall) ?? 0,
@@ -246,7 +246,7 @@ function applyConstraints(handles: BackendHandle[], req: TranscribeRequest): voi
 }
 
 function reportOf(h: BackendHandle): BackendReport {
-  const gpu = h.health?.info?.gpu?.name
+  const gpu = h.health?.info?.gpu_name ?? undefined
   return {
     name: h.name,
     kind: h.kind,

@@ -39,7 +39,6 @@ export default class GpuServerHealth extends BaseCommand {
     if (h.ok) {
       this.log(`✓ ${url} healthy (${h.latencyMs} ms)`)
       for (const [k, v] of Object.entries(summary)) if (v !== undefined) this.log(`  ${k.padEnd(7)} ${v}`)
-      if (h.info?.version) this.log(`  version ${h.info.version}`)
     } else {
       process.exitCode = 1
       this.log(`✗ ${url} ${h.state}: ${h.reason}`)
