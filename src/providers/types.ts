@@ -204,6 +204,15 @@ export interface ProviderContext {
   log: (line: string) => void
   /** Run a program through src/exec with the signal and output streaming wired in. */
   run: (cmd: string, args: string[], opts?: RunOptions) => Promise<RunResult>
+  /** Step progress for spinners (optional: tests and --json leave it out). */
+  progress?: (event: ProgressEvent) => void
+}
+
+export interface ProgressEvent {
+  step: Step
+  phase: 'start' | 'skip' | 'done' | 'fail' | 'wait'
+  /** e.g. the last health state while waiting. */
+  message?: string
 }
 
 export interface ProviderStatus {
