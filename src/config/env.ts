@@ -66,9 +66,16 @@ export function effectiveBackends(config: JarvisConfig, deployments: BackendConf
     if (!/^https?:\/\//.test(url)) throw new UserError(`EXTERNAL_GPU_URL=${url} is not an http(s) URL`, {code: 'env_invalid', suggestion: 'Set it like EXTERNAL_GPU_URL=http://100.64.0.5:8000'})
     out.push({name: 'external_gpu', kind: 'external', url: url.replace(/\/+$/, ''), apiKey})
   }
-  const configured = config.backends.filter((b) => b.enabled !== false && !out.some((o) => o.name === b.name))
+  const configured = config.backends
+    .filter((b) => b.enabled !== false && !out.some((o) => o.name === b.name))
+    .map((b) => {
+      // A modal backend in jarvis.yaml gets its URL (and key) from `jarvis deploy modal`'s record.
+      if (b.kind !== 'modal' || b.url) return b
+      const dep = deployments.find((d) => d.kind === 'modal' && d.name === b.name) ?? deployments.find((d) => d.kind === 'modal')
+      return dep && dep.kind === 'modal' ? {...b, url: dep.url, apiKey: b.apiKey ?? dep.apiKey} : b
+    })
   out.push(...configured)
-  for (const d of deployments) if (!out.some((o) => o.name === d.name)) out.push(d)
+  for (const d of deployments) if (!out.some((o) => o.name === d.name || (o.kind === 'modal' && d.kind === 'modal' && o.url === d.url))) out.push(d)
 
   const modalEnabled = envFlag('MODAL_ENABLED')
   const modalGpu = process.env.MODAL_GPU_TYPE?.trim()
