@@ -58,7 +58,7 @@ export abstract class BaseCommand extends Command {
     if (this.abort.signal.aborted && !(err instanceof JarvisError && err.exitCode === EXIT.usage)) error = new InterruptedError()
     else if (err instanceof JarvisError) error = err
     else if (err.oclif?.exit === 2 || /Nonexistent flag|Unexpected argument|Missing required|Expected --|Parsing --|flag.*requires|is not one of|Missing \d+ required arg/i.test(err.message)) {
-      error = new UsageError(err.message.split('\n')[0].replace(/^Error: /, ''), {suggestion: `See \`jarvis ${this.id?.replaceAll(':', ' ') ?? ''} --help\`.`})
+      error = new UsageError(usageMessage(err.message), {suggestion: `See \`jarvis ${this.id?.replaceAll(':', ' ') ?? ''} --help\`.`})
     } else if (err.oclif?.exit !== undefined && err.oclif.exit !== 1) {
       // oclif's own exit() (e.g. --help/--version paths): keep its code.
       throw err
@@ -81,4 +81,12 @@ export abstract class BaseCommand extends Command {
     await closeHttp()
     return super.finally(err)
   }
+}
+
+/** oclif's first line only; for a flag whose parse failed ("Parsing --x") the reason is on the next line. */
+function usageMessage(message: string): string {
+  const lines = message.split('\n')
+  const first = lines[0].replace(/^Error: /, '').trim()
+  const reason = lines[1]?.trim()
+  return /^Parsing --/.test(first) && reason ? `${first}: ${reason}` : first
 }
