@@ -1,0 +1,120 @@
+import {Args, Flags} from '@oclif/core'
+import chalk from 'chalk'
+import {BaseCommand} from '../lib/base-command.js'
+import {UsageError} from '../lib/errors.js'
+import {applyDeploy, DEFAULT_HEALTH_TIMEOUT_S, prepareDeploy} from '../deploy/deploy.js'
+import {renderPlan} from '../deploy/render.js'
+import {blockingChecks, planData, preflightError} from '../providers/engine.js'
+import {providerNames} from '../providers/registry.js'
+import type {ProgressEvent} from '../providers/types.js'
+import type {Spinner} from '../ui/ui.js'
+
+export default class Deploy extends BaseCommand {
+  static summary = 'Deploy the transcription server to a provider: preflight, plan, confirm, apply, wait for /health'
+  static description = `Works without a jarvis.yaml (defaults are shown in the plan) and without the provider's tool installed (the ✗ rows show the fix). Rendered files go to .jarvis/deploy/PROVIDER/ beside the config. The deployment is recorded in .jarvis/state.json after every step: a failed deploy can be re-run to resume, or removed with \`jarvis destroy PROVIDER\`. One deployment per provider per project.`
+  static examples = [
+    '<%= config.bin %> deploy modal --gpu L4 --dry-run',
+    '<%= config.bin %> deploy fly --cpu --model small --yes',
+    '<%= config.bin %> deploy local --yes',
+    '<%= config.bin %> deploy fly --dry-run --json',
+  ]
+
+  static args = {
+    provider: Args.string({description: `where to deploy: ${providerNames.join(', ')}`, required: true}),
+  }
+
+  static flags = {
+    yes: Flags.boolean({char: 'y', description: 'apply without asking for confirmation', default: false}),
+    'dry-run': Flags.boolean({description: 'print the plan (preflight, files, exact commands) and change nothing', default: false}),
+    name: Flags.string({description: 'app / service name on the platform (default: from the project directory)'}),
+    region: Flags.string({description: 'region (default: the provider section of jarvis.yaml, else a provider default)'}),
+    gpu: Flags.string({description: 'GPU kind, in the provider\'s words (fly: a10; modal: T4, L4, A10, L40S, A100, H100)', exclusive: ['cpu']}),
+    cpu: Flags.boolean({description: 'deploy the CPU image (int8) instead of a GPU one', exclusive: ['gpu']}),
+    model: Flags.string({description: 'Whisper model (default: WHISPER_MODEL, else jarvis.yaml defaults.model, else large-v3)'}),
+    engine: Flags.string({description: 'server engine', options: ['whisperx', 'pocketsphinx'], default: undefined}),
+    url: Flags.string({description: 'the URL the deployment answers at, when not the provider default (custom domain, proxy)'}),
+    'api-key': Flags.string({description: 'API key the server requires (default: keep the stored one, else generate one); prefer leaving it out: argv is visible to other users'}),
+    'health-timeout': Flags.integer({description: `seconds to wait for /health after deploying (default ${DEFAULT_HEALTH_TIMEOUT_S})`, min: 1}),
+  }
+
+  async run(): Promise<Record<string, unknown>> {
+    const {args, flags} = await this.parse(Deploy)
+    const loaded = await this.loadConfig(flags)
+    let streaming = false
+    let spinner: Spinner | undefined
+    let stepNo = 0
+
+    const prepared = await prepareDeploy(
+      args.provider,
+      {
+        name: flags.name,
+        region: flags.region,
+        gpu: flags.gpu,
+        cpu: flags.cpu,
+        model: flags.model,
+        engine: flags.engine,
+        url: flags.url,
+        apiKey: flags['api-key'],
+        healthTimeoutS: flags['health-timeout'],
+      },
+      loaded,
+      {
+        signal: this.abort.signal,
+        // Tool output is streamed only while applying (preflight probes stay quiet).
+        log: (line) => streaming && this.ui.info(chalk.dim(`  │ ${line}`)),
+        progress: (e) => void this.onProgress(e, () => spinner, (s) => (spinner = s), () => ++stepNo),
+      },
+    )
+    const {plan} = prepared
+    const total = plan.steps.length
+    this.total = total
+    this.log(renderPlan(plan, loaded.projectDir))
+
+    if (flags['dry-run']) {
+      this.log(chalk.dim('\nDry run: nothing was changed.'))
+      return {dryRun: true, plan: planData(plan)}
+    }
+    const blocking = blockingChecks(plan.checks)
+    if (blocking.length > 0) throw preflightError(plan.provider, blocking)
+
+    if (!flags.yes) {
+      if (!this.canPrompt()) {
+        throw new UsageError('Deploying needs confirmation, and there is no terminal to ask on', {suggestion: 'Pass --yes to apply the plan above (or --dry-run to only print it).'})
+      }
+      const {confirm} = await import('@inquirer/prompts')
+      const ok = await confirm({message: `Apply this plan to ${plan.provider}?`, default: false}, {signal: this.abort.signal})
+      if (!ok) {
+        this.log('Nothing was changed.')
+        return {dryRun: false, applied: false, plan: planData(plan)}
+      }
+    }
+
+    streaming = true
+    const dep = await applyDeploy(prepared)
+    streaming = false
+    this.log(`\n${chalk.green('✓')} ${plan.provider} is healthy at ${dep.url}`)
+    const health = dep.details.health as {engine?: string; model?: string; device?: string; gpu?: string} | undefined
+    if (health) this.log(`  engine ${health.engine ?? '?'}, model ${health.model ?? '?'}, device ${health.device ?? '?'}${health.gpu ? `, GPU ${health.gpu}` : ''}`)
+    this.log(chalk.dim(`  API key stored in .jarvis/secrets.json; \`jarvis status\` and \`jarvis transcribe\` use it.`))
+    return {dryRun: false, applied: true, plan: planData(plan), deployment: dep}
+  }
+
+  private total = 0
+
+  private async onProgress(e: ProgressEvent, get: () => Spinner | undefined, set: (s: Spinner | undefined) => void, next: () => number): Promise<void> {
+    if (e.phase === 'start') {
+      set(await this.ui.spinner(`[${next()}/${this.total}] ${e.step.title}`))
+    } else if (e.phase === 'skip') {
+      next()
+      this.ui.info(chalk.dim(`  – ${e.step.title}: ${e.message ?? 'skipped'}`))
+    } else if (e.phase === 'wait') {
+      get()?.update(`${e.step.title} (${e.message ?? 'waiting'})`)
+    } else if (e.phase === 'done') {
+      get()?.succeed(e.step.title)
+      set(undefined)
+    } else if (e.phase === 'fail') {
+      get()?.fail(e.step.title)
+      set(undefined)
+    }
+  }
+}
