@@ -39,7 +39,7 @@ const QUOTAS: [RegExp, string, string][] = [
   [/^(g|vt)\d/, 'L-DB2E81BA', 'Running On-Demand G and VT instances'],
   [/^p\d/, 'L-417A185B', 'Running On-Demand P instances'],
 ]
-const PORT = 8000
+const DEFAULT_PORT = 8000
 
 export function isCidr(value: string): boolean {
   const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(value)
@@ -63,6 +63,8 @@ export const awsConfigSchema = z.strictObject({
   subnetId: z.string().regex(/^subnet-[0-9a-f]+$/).optional(),
   /** Root volume size; default: the AMI's. */
   diskGb: z.number().int().min(30).max(4096).optional(),
+  /** Port the instance serves on (mapped to the container's 8000); default 8000. */
+  port: z.number().int().min(1).max(65535).optional(),
 })
 export type AwsConfig = z.infer<typeof awsConfigSchema>
 
@@ -212,6 +214,7 @@ interface Resolved {
   userDataPath: string
   trustPath: string
   policyPath: string
+  port: number
 }
 
 async function plan(ctx: ProviderContext, opts: DeployOptions, checks: Check[]): Promise<DeployPlan> {
@@ -238,10 +241,11 @@ async function plan(ctx: ProviderContext, opts: DeployOptions, checks: Check[]):
     userDataPath: join(ctx.deployDir, 'user-data.sh'),
     trustPath: join(ctx.deployDir, 'trust-policy.json'),
     policyPath: join(ctx.deployDir, 'role-policy.json'),
+    port: c.port ?? DEFAULT_PORT,
   }
   const userData = renderShell(
     await readTemplate(ctx.packageRoot, 'aws/user-data.sh'),
-    {region: r.region, secretId: r.secretName, image: r.image, engine: opts.engine, model: opts.model, port: PORT},
+    {region: r.region, secretId: r.secretName, image: r.image, engine: opts.engine, model: opts.model, port: r.port},
     'aws/user-data.sh',
   )
   const trust = {Version: '2012-10-17', Statement: [{Effect: 'Allow', Principal: {Service: 'ec2.amazonaws.com'}, Action: 'sts:AssumeRole'}]}
@@ -280,7 +284,7 @@ async function plan(ctx: ProviderContext, opts: DeployOptions, checks: Check[]):
     steps: deploySteps(opts, c, r),
     secrets: ['JARVIS_GPU_API_KEY', ...(opts.hfToken ? ['JARVIS_GPU_HF_TOKEN'] : [])],
     warnings,
-    details: {region: r.region, name: r.name, instanceType: r.instanceType, secretName: r.secretName, roleName: r.roleName, profileName: r.profileName, clientToken: r.clientToken},
+    details: {region: r.region, name: r.name, port: r.port, instanceType: r.instanceType, secretName: r.secretName, roleName: r.roleName, profileName: r.profileName, clientToken: r.clientToken},
   }
 }
 
@@ -297,7 +301,7 @@ function deploySteps(opts: DeployOptions, c: AwsConfig, r: Resolved): Step[] {
   const cmd = (step: Omit<CommandStep, 'kind' | 'cmd'>): CommandStep => ({kind: 'command', cmd: 'aws', ...step, args: awsArgs(r.region, step.args)})
   const secretJson = JSON.stringify({JARVIS_GPU_API_KEY: opts.apiKey, ...(opts.hfToken ? {JARVIS_GPU_HF_TOKEN: opts.hfToken} : {})})
   const tags = `{Key=Name,Value=${r.name}-gpu-server},{Key=jarvis-deployment,Value=${r.name}}`
-  const ports = [PORT, ...(c.keyName ? [22] : [])]
+  const ports = [r.port, ...(c.keyName ? [22] : [])]
   const steps: Step[] = [
     cmd({
       id: 'secret',
@@ -397,7 +401,7 @@ function deploySteps(opts: DeployOptions, c: AwsConfig, r: Resolved): Step[] {
             suggestion: 'Use a subnet that assigns public addresses (deploy.aws.subnetId), or reach it through a tunnel.',
           })
         }
-        return {url: `http://${ip}:${PORT}`, details: {publicIp: ip}}
+        return {url: `http://${ip}:${r.port}`, details: {publicIp: ip}}
       },
     },
     {kind: 'health', id: 'health', title: 'Wait for /health (image pull and model download on first boot)', timeoutMs: opts.healthTimeoutMs, apiKey: opts.apiKey, always: true},
@@ -463,7 +467,7 @@ async function describeInstance(ctx: ProviderContext, region: string, id: string
 }
 
 async function status(ctx: ProviderContext, dep: Deployment): Promise<ProviderStatus> {
-  const {region, instanceId} = dep.details as {region?: string; instanceId?: string}
+  const {region, instanceId, port} = dep.details as {region?: string; instanceId?: string; port?: number}
   if (!region || !instanceId) return {state: 'missing', summary: 'no instance recorded'}
   let d
   try {
@@ -474,7 +478,7 @@ async function status(ctx: ProviderContext, dep: Deployment): Promise<ProviderSt
   if (d.error && !d.notFound) return {state: 'error', summary: d.error}
   if (!d.instance) return {state: 'missing', summary: `instance ${instanceId} not found in ${region}`}
   const s = d.instance.State?.Name ?? 'unknown'
-  const url = d.instance.PublicIpAddress ? `http://${d.instance.PublicIpAddress}:${PORT}` : undefined
+  const url = d.instance.PublicIpAddress ? `http://${d.instance.PublicIpAddress}:${port ?? DEFAULT_PORT}` : undefined
   const summary = `${instanceId} ${s} (${d.instance.InstanceType ?? ''}, ${region})`.replace(' ,', ',')
   const details = {instanceId, state: s, region, publicIp: d.instance.PublicIpAddress}
   const map: Record<string, ProviderStatus['state']> = {pending: 'deploying', running: 'running', stopping: 'stopped', stopped: 'stopped', 'shutting-down': 'stopped', terminated: 'missing'}

@@ -48,6 +48,8 @@ export const k8sConfigSchema = z.strictObject({
   minReplicas: z.number().int().min(1).optional(),
   maxReplicas: z.number().int().min(1).optional(),
   cpuTargetPercent: z.number().int().min(1).max(100).optional(),
+  /** Port of the Service (and of the load balancer); default 8000. */
+  servicePort: z.number().int().min(1).max(65535).optional(),
   /** How long the startup probe lets a model download and load before the pod is restarted. */
   startupTimeoutSeconds: z.number().int().min(60).optional(),
 })
@@ -138,6 +140,7 @@ interface Resolved {
   namespaceExists: boolean
   serviceType: string
   secretName: string
+  servicePort: number
   files: Record<string, string>
 }
 
@@ -177,6 +180,7 @@ async function plan(ctx: ProviderContext, opts: DeployOptions, checks: Check[]):
     minReplicas: minReplicas.value,
     maxReplicas: maxReplicas.value,
     cpuTargetPercent: c.cpuTargetPercent ?? 80,
+    servicePort: c.servicePort ?? 8000,
   }
   const files: Record<string, string> = {}
   for (const f of ['namespace.yaml', ...MANIFESTS]) {
@@ -191,6 +195,7 @@ async function plan(ctx: ProviderContext, opts: DeployOptions, checks: Check[]):
     namespaceExists: checkData<boolean>(checks, 'context', 'namespaceExists') ?? false,
     serviceType: serviceType.value,
     secretName,
+    servicePort: values.servicePort,
     files,
   }
 
@@ -199,8 +204,8 @@ async function plan(ctx: ProviderContext, opts: DeployOptions, checks: Check[]):
     warnings.push(`maxReplicas ${maxReplicas.value} with a ${accessMode.value} cache volume: a second pod on another node cannot mount it; use a ReadWriteMany storage class (deploy.k8s.cacheAccessMode)`)
   }
   if (serviceType.value === 'LoadBalancer') warnings.push('The LoadBalancer serves plain HTTP to whoever can reach it; the API key travels unencrypted. Put TLS in front (an Ingress) for use beyond a private network.')
-  const portForward = `kubectl --context=${context} --namespace=${r.namespace} port-forward svc/${r.name} 8000:8000`
-  if (serviceType.value !== 'LoadBalancer') warnings.push(`The service is reachable inside the cluster only; from here: ${portForward}`)
+  const portForward = `kubectl --context=${context} --namespace=${r.namespace} port-forward svc/${r.name} 8000:${r.servicePort}`
+  if (serviceType.value !== 'LoadBalancer' && !opts.url) warnings.push(`The service is reachable inside the cluster only; from here: ${portForward} (then use --url http://127.0.0.1:8000, or expose it with an Ingress)`)
 
   const rendered: RenderedFile[] = Object.entries(files)
     .filter(([f]) => f !== 'namespace.yaml' || !r.namespaceExists)
@@ -228,6 +233,7 @@ async function plan(ctx: ProviderContext, opts: DeployOptions, checks: Check[]):
     checks,
     files: rendered,
     steps: deploySteps(ctx, opts, r),
+    url: opts.url?.replace(/\/+$/, ''),
     secrets: ['JARVIS_GPU_API_KEY', ...(opts.hfToken ? ['JARVIS_GPU_HF_TOKEN'] : [])],
     warnings,
     details: {context, namespace: r.namespace, name: r.name, serviceType: r.serviceType, namespaceCreated: !r.namespaceExists, portForward},
@@ -312,6 +318,9 @@ function deploySteps(ctx: ProviderContext, opts: DeployOptions, r: Resolved): St
       },
       {kind: 'health', id: 'health', title: 'Check /health through the load balancer', timeoutMs: opts.healthTimeoutMs, apiKey: opts.apiKey, always: true},
     )
+  } else if (opts.url) {
+    // --url: where the user reaches the Service (an Ingress, or a running port-forward).
+    steps.push({kind: 'health', id: 'health', title: `Check ${opts.url}/health`, url: opts.url, timeoutMs: opts.healthTimeoutMs, apiKey: opts.apiKey, always: true})
   }
   return steps
 }
@@ -321,13 +330,13 @@ interface KService {
   status?: {loadBalancer?: {ingress?: {ip?: string; hostname?: string}[]}}
 }
 
-async function loadBalancerUrl(ctx: ProviderContext, r: Pick<Resolved, 'context' | 'namespace' | 'name'>, timeoutMs: number): Promise<string> {
+async function loadBalancerUrl(ctx: ProviderContext, r: Pick<Resolved, 'context' | 'namespace' | 'name' | 'servicePort'>, timeoutMs: number): Promise<string> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const res = await ctx.run('kubectl', kube(r.context, r.namespace, ['get', 'service', r.name, '-o', 'json']), {timeoutMs: 30_000})
     const ingress = parseJson<KService>(res.stdout)?.status?.loadBalancer?.ingress?.[0]
     const host = ingress?.ip ?? ingress?.hostname
-    if (host) return `http://${host.includes(':') ? `[${host}]` : host}:8000`
+    if (host) return `http://${host.includes(':') ? `[${host}]` : host}:${r.servicePort}`
     if (Date.now() > deadline) {
       throw new UserError(`The load balancer of service ${r.name} has no address after ${Math.round(timeoutMs / 1000)} s`, {
         code: 'deploy_timeout',
@@ -396,7 +405,6 @@ const provider: Provider = {
   capabilities: {
     regions: 'the cluster decides where pods run; use a kubeconfig context per cluster',
     scaleToZero: 'an HPA keeps at least one replica; scale to zero needs KEDA or Knative',
-    customUrl: 'expose the Service with your own Ingress for a custom host name',
   },
   configSchema: k8sConfigSchema,
   preflight,

@@ -73,7 +73,8 @@ if (!process.stdin.isTTY) {
 }
 const files = {}
 for (const a of argv) {
-  const p = a.includes('=') && a.startsWith('-') ? a.slice(a.indexOf('=') + 1) : a
+  let p = a.includes('=') && a.startsWith('-') ? a.slice(a.indexOf('=') + 1) : a
+  if (p.startsWith('file://')) p = p.slice(7) // aws reads parameters from file://PATH
   try {
     const st = statSync(p)
     if (st.isFile() && st.size < 262144) files[p] = {mode: st.mode & 0o777, content: readFileSync(p, 'utf8')}
