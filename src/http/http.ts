@@ -6,6 +6,7 @@ import {basename} from 'node:path'
 import {randomBytes} from 'node:crypto'
 import {Readable} from 'node:stream'
 import {Agent, request, type Dispatcher} from 'undici'
+import {onCleanup} from '../lib/cleanup.js'
 
 export type HttpFailureKind = 'connect' | 'timeout' | 'aborted' | 'protocol'
 
@@ -42,7 +43,10 @@ export interface RequestOptions {
 // One agent for the process; keep-alive helps `status --watch` and many small job polls.
 let agent: Agent | undefined
 function dispatcher(): Agent {
-  agent ??= new Agent({connect: {timeout: 10_000}, keepAliveTimeout: 4_000})
+  if (!agent) {
+    agent = new Agent({connect: {timeout: 10_000}, keepAliveTimeout: 4_000})
+    onCleanup(closeHttp)
+  }
   return agent
 }
 
@@ -160,7 +164,7 @@ export async function postMultipart<T = unknown>(url: string, upload: MultipartU
     yield head
     report(head.length)
     // 1 MiB reads: fewer syscalls than the 64 KiB default, still a flat memory profile.
-    for await (const chunk of createReadStream(upload.filePath, {highWaterMark: 1 << 20})) {
+    for await (const chunk of createReadStream(upload.filePath, {highWaterMark: 1 << 16})) {
       yield chunk as Buffer
       report((chunk as Buffer).length)
     }

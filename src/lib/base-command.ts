@@ -3,7 +3,7 @@
 // --json that value *is* the output, printed once on stdout by oclif.
 import {Command, Flags, type Interfaces} from '@oclif/core'
 import chalk from 'chalk'
-import {closeHttp} from '../http/http.js'
+import {runCleanup} from './cleanup.js'
 import {loadConfig, type LoadedConfig} from '../config/load.js'
 import {Ui} from '../ui/ui.js'
 import {EXIT, InterruptedError, JarvisError, UsageError} from './errors.js'
@@ -78,7 +78,7 @@ export abstract class BaseCommand extends Command {
 
   protected override async finally(err: Error | undefined): Promise<unknown> {
     if (this.sigintHandler) process.off('SIGINT', this.sigintHandler)
-    await closeHttp()
+    await runCleanup()
     return super.finally(err)
   }
 }

@@ -233,12 +233,12 @@ export async function transcribeJob(
   }
   if (res.status !== 202 && res.status !== 200) throw failure(res, 'job submission failed')
   const id = res.body.id
-  let pollMs = hooks.pollMs ?? 500
+  let pollMs = hooks.pollMs ?? 100
   let transientFailures = 0
   for (;;) {
     if (hooks.signal?.aborted) throw new HttpConnectionError('aborted', target.url, 'aborted')
     await new Promise((r) => setTimeout(r, pollMs))
-    pollMs = Math.min(pollMs * 1.5, 5000)
+    pollMs = Math.min(pollMs * 1.5, 3000)
     let poll: HttpResponse<JobView>
     try {
       poll = await httpRequest<JobView>(joinUrl(target.url, `/jobs/${encodeURIComponent(id)}`), {headers: authHeaders(target.apiKey), timeoutMs: 30_000, signal: hooks.signal})

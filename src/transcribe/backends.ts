@@ -8,16 +8,6 @@ import {checkServer, type ServerHealth, type ServerTarget} from '../server/clien
 import {findServer, startServer, type Engine} from '../gpu-server/manager.js'
 import {cachedFailure, rememberHealth} from './health-cache.js'
 
-// The SSH tunnel module (src/ssh/tunnel.ts) is loaded lazily: ssh2 is heavy and most runs don't need it.
-const TUNNEL_MODULE = '../ssh/tunnel.js'
-interface TunnelModule {
-  openTunnel(
-    target: {host: string; port?: number; user?: string; identity?: string},
-    forwards: {bindHost: string; localPort: number; remoteHost: string; remotePort: number}[],
-    opts: {signal?: AbortSignal; reconnect?: boolean},
-  ): Promise<{forwards: {localPort: number}[]; close(): Promise<void>}>
-}
-
 export interface BackendHandle {
   config: BackendConfig
   name: string
@@ -83,11 +73,13 @@ export async function resolveBackend(config: BackendConfig, rank: number, opts: 
       }
       try {
         opts.onStage?.(`opening SSH tunnel to ${config.ssh.host}`)
-        const {openTunnel} = (await import(TUNNEL_MODULE)) as TunnelModule
+        // Loaded only here: ssh2 is heavy and most runs never need it.
+        const {openTunnel} = await import('../ssh/tunnel.js')
         const tunnel = await openTunnel(
           {host: config.ssh.host, port: config.ssh.port, user: config.ssh.user, identity: config.ssh.identity},
           [{bindHost: '127.0.0.1', localPort: 0, remoteHost: '127.0.0.1', remotePort: config.remotePort}],
-          {signal: opts.signal, reconnect: true},
+          // Host keys as in `jarvis tunnel`: an unknown key must be pinned there first (no prompt mid-run).
+          {signal: opts.signal, reconnect: {maxAttempts: 5}},
         )
         h.close = () => tunnel.close()
         h.target = {url: `http://127.0.0.1:${tunnel.forwards[0].localPort}`, apiKey: config.apiKey}
