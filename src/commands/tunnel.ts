@@ -1,8 +1,8 @@
-import {Args, Flags} from '@oclif/core'
+import {Args, Flags, ux} from '@oclif/core'
 import chalk from 'chalk'
 import {BaseCommand} from '../lib/base-command.js'
 import {JarvisError, UsageError} from '../lib/errors.js'
-import {maskSecrets} from '../lib/secrets.js'
+import {maskDeep, maskSecrets} from '../lib/secrets.js'
 import type {ActiveForward, Forward, HostKeyPolicy, Tunnel as SshTunnel, TunnelEvent} from '../ssh/index.js'
 
 const POLICIES = ['ask', 'yes', 'accept-new', 'no'] as const
@@ -102,8 +102,9 @@ The tunnel stays up until Ctrl-C, which closes every listener and exits with sta
 
     const result = tunnelJson(named, tunnel)
     if (this.jsonEnabled()) {
-      // Printed now, not returned: the command keeps running, and stdout gets exactly this one document.
-      this.logJson(result)
+      // Printed now, not returned: the command keeps running. One compact line, so a script
+      // can read the first line of stdout and go on (`jarvis tunnel vast --json | head -1`).
+      ux.stdout(JSON.stringify(maskDeep(result)))
     } else {
       this.log(`Tunnel to ${ssh.describeHop(tunnel.target)}${tunnel.target.jumps.length ? ` via ${tunnel.target.jumps.map((j) => ssh.describeHop(j)).join(' → ')}` : ''} is up:`)
       for (const f of result.forwards) this.log(`  ${ssh.formatAddress(f.bindHost, f.localPort)} → ${ssh.formatAddress(f.remoteHost, f.remotePort)}  ${chalk.dim(f.url)}`)
@@ -158,7 +159,7 @@ function describeEvent(e: TunnelEvent): string {
     case 'forward-failed':
       return chalk.yellow(`! ${e.reason}`)
     case 'fatal':
-      return chalk.red(`✗ giving up: ${e.error.message.split('\n')[0]}`)
+      return chalk.red(`✗ cannot reconnect (${(e.error as JarvisError).code ?? 'error'}): closing the tunnel`)
     case 'closed':
       return chalk.dim('tunnel closed')
   }

@@ -1,5 +1,4 @@
 // An open, authenticated SSH connection: remote commands, SFTP, forwarded channels.
-import {createReadStream} from 'node:fs'
 import {readdir, stat} from 'node:fs/promises'
 import {join, posix, relative, sep} from 'node:path'
 import type {Client, ClientChannel, SFTPWrapper, Stats} from 'ssh2'
@@ -71,7 +70,8 @@ export class SshSession {
   ) {
     this.where = describeHop(target)
     client.on('error', (err) => {
-      this.lastError = classifySshError(err, this.where)
+      // After the handshake an error means the connection broke (socket error, keepalive timeout).
+      this.lastError = new SshError(err.message, {code: 'ssh_connection_lost', retryable: true, cause: err})
     })
     client.on('close', () => {
       this.isClosed = true
@@ -237,19 +237,13 @@ export class SshSession {
     const sftp = await this.sftp()
     const st = await stat(localPath)
     const mode = opts.mode ?? st.mode & 0o777
+    // fastPut keeps several SFTP writes in flight (a write stream waits for each one: ~10x slower).
+    let reported = 0
     await new Promise<void>((resolve, reject) => {
-      const out = sftp.createWriteStream(remotePath, {mode})
-      const input = createReadStream(localPath)
-      input.on('data', (c) => opts.onBytes?.((c as Buffer).length))
-      const fail = (err: Error) => {
-        input.destroy()
-        out.destroy()
-        reject(new SshError(`Cannot upload ${localPath} to ${remotePath} on ${this.where}: ${err.message}`, {code: 'ssh_sftp_failed', cause: err}))
-      }
-      input.on('error', fail)
-      out.on('error', fail)
-      out.on('close', () => resolve())
-      input.pipe(out)
+      sftp.fastPut(localPath, remotePath, {mode, concurrency: 64, chunkSize: 32 * 1024, step: (total) => {
+        opts.onBytes?.(total - reported)
+        reported = total
+      }}, (err) => (err ? reject(new SshError(`Cannot upload ${localPath} to ${remotePath} on ${this.where}: ${err.message}`, {code: 'ssh_sftp_failed', cause: err})) : resolve()))
     })
     await new Promise<void>((resolve) => sftp.chmod(remotePath, mode, () => resolve()))
     return st.size
