@@ -236,7 +236,8 @@ async function plan(ctx: ProviderContext, opts: DeployOptions, checks: Check[]):
     url: opts.url?.replace(/\/+$/, ''),
     secrets: ['JARVIS_GPU_API_KEY', ...(opts.hfToken ? ['JARVIS_GPU_HF_TOKEN'] : [])],
     warnings,
-    details: {context, namespace: r.namespace, name: r.name, serviceType: r.serviceType, namespaceCreated: !r.namespaceExists, portForward},
+    // A namespace made by an earlier (interrupted) run of this deployment still counts as jarvis's.
+    details: {context, namespace: r.namespace, name: r.name, serviceType: r.serviceType, namespaceCreated: !r.namespaceExists || createdNamespaceBefore(opts, r.namespace), portForward},
   }
 }
 
@@ -246,6 +247,11 @@ const DESCRIPTIONS: Record<string, string> = {
   'deployment.yaml': 'Deployment: the gpu-server on nvidia.com/gpu, probes on /health and /livez',
   'service.yaml': 'Service with ClientIP session affinity (job polls reach the pod holding the job)',
   'hpa.yaml': 'HorizontalPodAutoscaler',
+}
+
+function createdNamespaceBefore(opts: DeployOptions, namespace: string): boolean {
+  const prior = opts.existing
+  return Boolean(prior && prior.status !== 'destroyed' && prior.resources.some((x) => x.kind === 'k8s-namespace' && x.id === namespace))
 }
 
 function withoutGpu(text: string): string {
@@ -374,7 +380,7 @@ async function status(ctx: ProviderContext, dep: Deployment): Promise<ProviderSt
 }
 
 async function planDestroy(_ctx: ProviderContext, dep: Deployment): Promise<DestroyPlan> {
-  const {context, namespace, name, namespaceCreated} = dep.details as {context?: string; namespace?: string; name?: string; namespaceCreated?: boolean}
+  const {context, namespace, name} = dep.details as {context?: string; namespace?: string; name?: string}
   const steps: Step[] = []
   const warnings: string[] = []
   if (!context || !namespace || !name) warnings.push('the deployment record lacks context, namespace or name: nothing can be removed safely')
@@ -391,7 +397,8 @@ async function planDestroy(_ctx: ProviderContext, dep: Deployment): Promise<Dest
       args: kube(context, namespace, ['delete', 'deployment,service,horizontalpodautoscaler,persistentvolumeclaim,secret', '-l', selector, '--ignore-not-found', '--wait=true']),
       timeoutMs: 600_000,
     })
-    if (namespaceCreated && dep.resources.some((r) => r.kind === 'k8s-namespace')) {
+    // Only a namespace this deployment created (recorded as its resource) is deleted.
+    if (dep.resources.some((r) => r.kind === 'k8s-namespace' && r.id === namespace)) {
       steps.push({kind: 'command', id: 'delete-namespace', title: `Delete namespace ${namespace} (jarvis created it)`, cmd: 'kubectl', args: kube(context, undefined, ['delete', 'namespace', namespace, '--ignore-not-found']), timeoutMs: 600_000})
     } else warnings.push(`Namespace ${namespace} existed before jarvis and is kept.`)
   }
