@@ -98,7 +98,7 @@ describe('deploy aws', () => {
     expect(policy.Statement[1].Action).toContain('ecr:GetAuthorizationToken')
 
     const secretValue = plan.steps.find((x: {id: string}) => x.id === 'secret-value')
-    expect(secretValue.command).toBe('aws secretsmanager put-secret-value --secret-id jarvis/jarvis/server --secret-string 'file://<0600 temp file server-secret.json>' --region us-east-1 --output json')
+    expect(secretValue.command).toBe("aws secretsmanager put-secret-value --secret-id jarvis/jarvis/server --secret-string 'file://<0600 temp file server-secret.json>' --region us-east-1 --output json")
     expect(plan.steps.find((x: {id: string}) => x.id === 'instance').describe).toContain(`--image-id ${AMI} --instance-type g4dn.xlarge`)
     for (const f of plan.files) expect(f.content).not.toContain(HF)
     expect(r.stdout + r.stderr).not.toContain(HF)
