@@ -124,6 +124,23 @@ describe.skipIf(!enabled)('ssh wrapper against a real sshd', () => {
     await s.close()
   })
 
+  it('asks the server for the key type already pinned (an ECDSA pin on a host that also has ED25519)', async () => {
+    const dir = await tempDir()
+    const ecdsa = keygen(join(dir, 'host_ecdsa'), {type: 'ecdsa'})
+    const multi = await startSshd({extraConfig: [`HostKey ${ecdsa.privatePath}`]})
+    try {
+      const ssh = join(dir, 'ssh')
+      await mkdir(ssh)
+      await writeFile(join(ssh, 'known_hosts'), `[127.0.0.1]:${multi.port} ${ecdsa.publicLine}\n`)
+      const s = await connectSsh({host: '127.0.0.1', port: multi.port, user: multi.user, identity: multi.clientKey, hostKeyPolicy: 'yes'}, {paths: {sshDir: ssh}, agentSocket: false})
+      expect((await s.exec(['echo', 'ok'])).stdout).toBe('ok\n')
+      await s.close()
+    } finally {
+      await multi.stop()
+      multi.cleanup()
+    }
+  })
+
   it('reports a rejected key as permission denied, not retryable', async () => {
     const dir = await tempDir()
     const k = keygen(join(dir, 'stranger'))

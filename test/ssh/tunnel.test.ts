@@ -1,13 +1,14 @@
 // `jarvis tunnel` as a user runs it (the built CLI as a child process) against a real
 // OpenSSH server on loopback: forwards, host key policies, reconnects, Ctrl-C.
-import {execFileSync} from 'node:child_process'
+import {execFileSync, spawn} from 'node:child_process'
+import {existsSync} from 'node:fs'
 import {mkdir, mkdtemp, readFile, writeFile} from 'node:fs/promises'
 import {createServer as createHttpServer, request, type Server} from 'node:http'
 import {createServer as createNetServer} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import {parseJson, runCli} from '../helpers/cli.js'
+import {binPath, parseJson, runCli} from '../helpers/cli.js'
 import {startCli, type CliProcess} from './cli-process.js'
 import {freePort, keygen, sshdAvailable, startSshd, type Sshd} from './sshd.js'
 
@@ -170,6 +171,48 @@ describe.skipIf(!sshdAvailable())('jarvis tunnel (real sshd)', () => {
     expect(known).toBe(`[127.0.0.1]:${sshd.port} ${sshd.hostKeyLine}\n`)
     // OpenSSH itself agrees with what was pinned.
     expect(execFileSync('ssh-keygen', ['-F', `[127.0.0.1]:${sshd.port}`, '-f', join(h, '.ssh', 'known_hosts')]).toString()).toContain(sshd.hostKeyLine)
+  })
+
+  it.skipIf(!existsSync('/usr/bin/script'))('on a terminal, asks for the key passphrase and whether to pin the host key', async () => {
+    const h = await home([])
+    const k = keygen(join(h, 'enc_key'), {passphrase: 'correct horse'})
+    sshd.authorize(k.publicLine)
+    const cmd = [process.execPath, binPath, 'tunnel', ...hostFlags().slice(0, -2), '--identity', k.privatePath, '-L', `0:127.0.0.1:${web.port}`].map((a) => `'${a}'`).join(' ')
+    // util-linux `script` runs the command on a pseudo-terminal: stdin/stdout are TTYs there.
+    const child = spawn('script', ['-qfec', cmd, '/dev/null'], {cwd: h, env: {...process.env, HOME: h, NO_COLOR: '1', TERM: 'dumb', SSH_AUTH_SOCK: ''}, stdio: ['pipe', 'pipe', 'pipe']})
+    let out = ''
+    const seen = (re: RegExp) =>
+      new Promise<void>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`no ${re} in:\n${out}`)), 20_000)
+        const check = () => {
+          if (re.test(out)) {
+            clearTimeout(t)
+            child.stdout.off('data', check)
+            resolve()
+          }
+        }
+        child.stdout.on('data', (d: Buffer) => {
+          out += d.toString()
+        })
+        child.stdout.on('data', check)
+        check()
+      })
+    try {
+      await seen(/Pin this key in .*known_hosts/)
+      expect(out).toContain(sshFingerprint(sshd.hostKeyLine, h))
+      child.stdin.write('y\r')
+      await seen(/Enter passphrase for key '.*enc_key'/)
+      child.stdin.write('correct horse\r')
+      await seen(/export EXTERNAL_GPU_URL=http:\/\/127\.0\.0\.1:(\d+)/)
+      const port = Number(/EXTERNAL_GPU_URL=http:\/\/127\.0\.0\.1:(\d+)/.exec(out)![1])
+      expect((await get(port, '/tty')).body).toBe('transcription /tty')
+      expect(await readFile(join(h, '.ssh', 'known_hosts'), 'utf8')).toBe(sshd.knownHostsLine() + '\n')
+      child.stdin.write('\u0003') // Ctrl-C on the terminal
+      const code = await new Promise((r) => child.on('exit', r))
+      expect(code).toBe(130)
+    } finally {
+      child.kill('SIGKILL')
+    }
   })
 
   it('accepts a hashed known_hosts entry (ssh-keygen -H)', async () => {
