@@ -84,7 +84,7 @@ export function effectiveBackends(config: JarvisConfig, deployments: BackendConf
   } else if (modalGpu) {
     for (const b of out) if (b.kind === 'modal') b.gpu = modalGpu
   }
-  if (!out.some((b) => b.kind === 'local') && config.backends.length === 0) out.push({name: 'local', kind: 'local'})
+  if (!out.some((b) => b.kind === 'local' || b.name === 'local') && config.backends.length === 0) out.push({name: 'local', kind: 'local'})
   // Local always goes last: it is the slow fallback on most machines.
   return [...out.filter((b) => b.kind !== 'local'), ...out.filter((b) => b.kind === 'local')]
 }
