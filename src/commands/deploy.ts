@@ -4,7 +4,7 @@ import {BaseCommand} from '../lib/base-command.js'
 import {UsageError} from '../lib/errors.js'
 import {applyDeploy, DEFAULT_HEALTH_TIMEOUT_S, prepareDeploy} from '../deploy/deploy.js'
 import {renderPlan} from '../deploy/render.js'
-import {blockingChecks, planData, preflightError} from '../providers/engine.js'
+import {blockingChecks, capabilityRows, planData, preflightError} from '../providers/engine.js'
 import {providerNames} from '../providers/registry.js'
 import type {ProgressEvent} from '../providers/types.js'
 import type {Spinner} from '../ui/ui.js'
@@ -72,7 +72,7 @@ export default class Deploy extends BaseCommand {
 
     if (flags['dry-run']) {
       this.log(chalk.dim('\nDry run: nothing was changed.'))
-      return {dryRun: true, plan: planData(plan)}
+      return {dryRun: true, plan: planData(plan), capabilities: capabilityRows(prepared.provider)}
     }
     const blocking = blockingChecks(plan.checks)
     if (blocking.length > 0) throw preflightError(plan.provider, blocking)
