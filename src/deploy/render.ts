@@ -17,8 +17,8 @@ export function renderChecks(checks: Check[]): string {
     .join('\n')
 }
 
-function renderStep(step: Step, i: number): string {
-  const head = `  ${i + 1}. ${step.title}${step.always ? '' : chalk.dim('  (once; skipped when resuming)')}`
+function renderStep(step: Step, i: number, resumable = true): string {
+  const head = `  ${i + 1}. ${step.title}${step.always || !resumable ? '' : chalk.dim('  (once; skipped when resuming)')}`
   const cmd = stepCommand(step)
   if (cmd) return `${head}\n     ${chalk.dim('$')} ${cmd}`
   if (step.kind === 'health') return `${head}\n     ${chalk.dim(`GET ${step.url ?? '<url from deploy>'}/health until ok, up to ${Math.round(step.timeoutMs / 1000)} s`)}`
@@ -45,7 +45,7 @@ export function renderPlan(plan: DeployPlan, projectDir: string): string {
 
 export function renderDestroyPlan(plan: DestroyPlan): string {
   const out = [chalk.bold(`Destroy ${plan.provider} deployment "${plan.name}"`)]
-  plan.steps.forEach((s, i) => out.push(renderStep(s, i)))
+  plan.steps.forEach((s, i) => out.push(renderStep(s, i, false)))
   if (plan.warnings.length) out.push(...plan.warnings.map((w) => chalk.yellow(`! ${w}`)))
   return maskSecrets(out.join('\n'))
 }
