@@ -28,7 +28,6 @@ import {
   parseSection,
   renderTemplate,
   skippedCheck,
-  templatePath,
   toolCheck,
   tomlString,
 } from './engine.js'
@@ -38,6 +37,12 @@ import type {Check, CommandStep, DeployOptions, DeployPlan, PlanSetting, Provide
 const GPU_PREFERENCE = ['a10', 'l40s', 'a100-40gb', 'a100-80gb']
 /** Providers that do offer GPUs, named when Fly does not. */
 const GPU_ALTERNATIVES = 'modal, gcloud (Cloud Run L4), aws, k8s or vast'
+const FLY_DOCKERFILE_TAIL = `
+
+# Added by \`jarvis deploy fly\`: Fly volumes are mounted owned by root, so the server runs
+# as root here to write its model cache and job store on the volume (/models).
+USER root
+`
 
 const sectionSchema = z.strictObject({
   app: z.string().regex(/^[a-z0-9][a-z0-9-]{1,62}$/, 'expected a Fly app name: lowercase letters, digits and "-"').optional(),
@@ -197,11 +202,16 @@ async function plan(ctx: ProviderContext, opts: DeployOptions, checks: Check[]):
   const volumeGb = section.volumeGb ?? 30
   const url = (opts.url ?? section.url ?? `https://${app.value}.fly.dev`).replace(/\/+$/, '')
 
-  // The Dockerfile: the bundled server's CUDA image, or the CPU image template.
-  const dockerSource = gpu ? join(ctx.packageRoot, 'gpu-server', 'Dockerfile') : templatePath('Dockerfile.cpu')
+  // The Dockerfile: the bundled server's own (CUDA, or CPU int8), copied at render time
+  // with one Fly-specific line appended: Fly volumes mount root-owned, and the server's
+  // image runs as an unprivileged user that could not write the model cache there.
+  const dockerSource = join(ctx.packageRoot, 'gpu-server', gpu ? 'Dockerfile' : 'Dockerfile.cpu')
   let dockerfile = ''
-  if (existsSync(dockerSource)) dockerfile = await readFile(dockerSource, 'utf8')
-  else allChecks.push({id: 'dockerfile', label: 'server Dockerfile present', ok: false, detail: `${dockerSource} is missing from this installation`, fix: 'Reinstall jarvis, or deploy with --cpu'})
+  if (existsSync(dockerSource)) {
+    dockerfile = (await readFile(dockerSource, 'utf8')).trimEnd() + FLY_DOCKERFILE_TAIL
+  } else {
+    allChecks.push({id: 'dockerfile', label: 'server Dockerfile present', ok: false, detail: `${dockerSource} is missing from this installation`, fix: 'Reinstall jarvis'})
+  }
   const gpuServerDir = join(ctx.packageRoot, 'gpu-server')
 
   if (!opts.hfToken) warnings.push('No HUGGINGFACE_TOKEN / HF_TOKEN set: the server will not be able to diarize (speaker labels).')
@@ -286,7 +296,7 @@ async function plan(ctx: ProviderContext, opts: DeployOptions, checks: Check[]):
     checks: allChecks,
     files: [
       {path: flyToml, content: tomlText, description: 'Fly app configuration (no secrets)'},
-      {path: dockerPath, content: dockerfile, description: gpu ? 'CUDA image of the bundled server (from gpu-server/Dockerfile)' : 'CPU image of the bundled server (int8)'},
+      {path: dockerPath, content: dockerfile, description: gpu ? 'CUDA image of the bundled server (gpu-server/Dockerfile)' : 'CPU image of the bundled server, int8 (gpu-server/Dockerfile.cpu)'},
     ],
     steps,
     url,

@@ -17,7 +17,8 @@ import {errorMessage, ToolMissingError} from '../lib/errors.js'
 import {applyDestroy, applyPlan, parseSection, renderTemplate, skippedCheck, toolCheck} from './engine.js'
 import type {Check, DeployOptions, DeployPlan, Deployment, PlanSetting, Provider, ProviderContext, ProviderStatus, Step} from './types.js'
 
-const CUDA_IMAGE = 'nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04'
+// The same CUDA base as gpu-server/Dockerfile (WhisperX 3.8: torch 2.8, CUDA 12.8, cuDNN 9).
+const CUDA_IMAGE = 'nvidia/cuda:12.8.1-cudnn-runtime-ubuntu22.04'
 
 const sectionSchema = z.strictObject({
   app: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'expected a Modal app name: letters, digits, ".", "-" and "_"').optional(),

@@ -159,7 +159,7 @@ describe('deploy fly', () => {
     expect(toml.mounts[0]).toEqual({source: 'jarvis_models', destination: '/models'})
     expect(toml.env).toMatchObject({JARVIS_GPU_DEVICE: 'cpu', JARVIS_GPU_COMPUTE_TYPE: 'int8', JARVIS_GPU_MODEL: 'small'})
     expect(toml.vm[0].size).toBe('performance-4x')
-    expect(readFileSync(join(deployDir, 'Dockerfile'), 'utf8')).toMatch(/JARVIS_GPU_DEVICE=cpu/)
+    expect(readFileSync(join(deployDir, "Dockerfile"), "utf8")).toMatch(/JARVIS_GPU_DEVICE=cpu[\s\S]*USER root\n$/)
 
     const st = state(dir).deployments.fly
     expect(st.resources.map((x: any) => `${x.kind}:${x.id}`)).toEqual(['fly-app:test-app', 'fly-volume:vol_4y5l2o8qwxzg1mr7'])
