@@ -129,3 +129,23 @@ describe('templates', () => {
     }
   })
 })
+
+describe('status', () => {
+  it('an ssh backend is checked through an SSH tunnel; one that cannot be reached is a ✗ row and exit 1', async () => {
+    const dir = await tempDir()
+    const {createServer} = await import('node:net')
+    const srv = createServer()
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))
+    const port = (srv.address() as {port: number}).port
+    await new Promise<void>((r) => srv.close(() => r()))
+    const {writeFile} = await import('node:fs/promises')
+    await writeFile(join(dir, 'jarvis.yaml'), `version: 1\nbackends:\n  - {name: box, kind: ssh, ssh: {host: 127.0.0.1, port: ${port}, user: root}}\n`)
+    const r = await runCli(['status', '--json', '--timeout', '2'], {cwd: dir, env: {HOME: dir, EXTERNAL_GPU_URL: '', JARVIS_CONFIG: ''}})
+    expect(r.exitCode).toBe(1)
+    const out = parseJson(r)
+    expect(out.healthy).toBe(false)
+    expect(out.backends).toHaveLength(1)
+    expect(out.backends[0]).toMatchObject({name: 'box', kind: 'ssh', health: 'unreachable', ok: false})
+    expect(out.backends[0].reason).toMatch(/jarvis tunnel box/)
+  })
+})
