@@ -27,6 +27,8 @@ export interface HttpResponse<T = unknown> {
   body: T
   text: string
   latencyMs: number
+  /** The `name=value` part of each Set-Cookie (session affinity on Cloud Run and load balancers). */
+  cookies: string[]
 }
 
 export interface RequestOptions {
@@ -106,13 +108,15 @@ export async function httpRequest<T = unknown>(url: string, opts: RequestOptions
     const text = await res.body.text()
     const headers: Record<string, string> = {}
     for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v
+    const setCookie = res.headers['set-cookie']
+    const cookies = (Array.isArray(setCookie) ? setCookie : setCookie ? [setCookie] : []).map((c) => c.split(';')[0].trim()).filter(Boolean)
     let body: unknown = text
     if ((headers['content-type'] ?? '').includes('json')) {
       try {
         body = JSON.parse(text)
       } catch {}
     }
-    return {status: res.statusCode, headers, body: body as T, text, latencyMs: performance.now() - started}
+    return {status: res.statusCode, headers, body: body as T, text, latencyMs: performance.now() - started, cookies}
   } catch (error) {
     if (opts.signal?.aborted) throw new HttpConnectionError('aborted', url, 'aborted')
     throw classify(error, url, timedOut)

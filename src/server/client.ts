@@ -233,6 +233,9 @@ export async function transcribeJob(
   }
   if (res.status !== 202 && res.status !== 200) throw failure(res, 'job submission failed')
   const id = res.body.id
+  // A job lives on the replica that took it. Behind Cloud Run (cookie session affinity) or a
+  // sticky load balancer, sending the submit's cookies back routes the polls to that replica.
+  const pollHeaders = {...authHeaders(target.apiKey), ...(res.cookies.length ? {cookie: res.cookies.join('; ')} : {})}
   let pollMs = hooks.pollMs ?? 100
   let transientFailures = 0
   for (;;) {
@@ -241,7 +244,7 @@ export async function transcribeJob(
     pollMs = Math.min(pollMs * 1.5, 3000)
     let poll: HttpResponse<JobView>
     try {
-      poll = await httpRequest<JobView>(joinUrl(target.url, `/jobs/${encodeURIComponent(id)}`), {headers: authHeaders(target.apiKey), timeoutMs: 30_000, signal: hooks.signal})
+      poll = await httpRequest<JobView>(joinUrl(target.url, `/jobs/${encodeURIComponent(id)}`), {headers: pollHeaders, timeoutMs: 30_000, signal: hooks.signal})
     } catch (error) {
       // A blip while polling is not a failed job; a server gone for good is.
       if (++transientFailures <= 5 && error instanceof HttpConnectionError && error.kind !== 'aborted') continue

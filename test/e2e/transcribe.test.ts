@@ -194,6 +194,20 @@ describe('gpu-server start → health → transcribe → stop', () => {
     expect(r.stderr).toContain('Valid backends: local')
   })
 
+  it('gpu-server bench measures the realtime factor and records it for cost estimate --measured', async () => {
+    const r = await runCli(['gpu-server', 'bench', '--port', String(port), '--runs', '1', '--json'], {env, cwd: work, timeoutMs: 120_000})
+    expect(r.exitCode, r.stderr).toBe(0)
+    const out = parseJson(r)
+    expect(out).toMatchObject({url: serverUrl, engine: 'pocketsphinx'})
+    expect(out.audioSeconds).toBeGreaterThan(20)
+    expect(out.runs).toHaveLength(1)
+    expect(out.medianRealtimeFactor).toBeGreaterThan(0)
+    const last = JSON.parse((await readFile(env.JARVIS_HISTORY_FILE, 'utf8')).trim().split('\n').at(-1)!)
+    expect(last).toMatchObject({source: 'bench', engine: 'pocketsphinx', model: 'en-us'})
+    const est = await runCli(['cost', 'estimate', '--measured', '--model', 'en-us', '--json'], {env, cwd: work})
+    expect(est.exitCode, est.stderr).toBe(0)
+  }, 120_000)
+
   it('stop stops it; stopping again is harmless', async () => {
     const r = await runCli(['gpu-server', 'stop', '--port', String(port)], {env, cwd: work})
     expect(r.exitCode).toBe(0)
