@@ -194,6 +194,29 @@ describe('gpu-server start → health → transcribe → stop', () => {
     expect(r.stderr).toContain('Valid backends: local')
   })
 
+  it('the local backend starts the bundled server on demand when nothing remote is healthy', async () => {
+    const dir = join(work, 'ondemand')
+    await mkdir(dir, {recursive: true})
+    const localPort = await closedPort()
+    const dead = await closedPort()
+    await writeFile(
+      join(dir, 'jarvis.yaml'),
+      ['version: 1', 'backends:', `  - { name: gone, kind: external, url: "http://127.0.0.1:${dead}" }`, `  - { name: mine, kind: local, engine: pocketsphinx, port: ${localPort} }`].join('\n') + '\n',
+    )
+    await copyFile(librivoxClips()[4].path, join(dir, 'c.wav'))
+    try {
+      const r = await runCli(['transcribe', 'c.wav', '--json'], {env, cwd: dir, timeoutMs: 120_000})
+      expect(r.exitCode, r.stderr).toBe(0)
+      const out = parseJson(r)
+      expect(out.files[0]).toMatchObject({status: 'done', backend: 'mine'})
+      expect(out.backends.find((b: any) => b.name === 'gone')).toMatchObject({state: 'skipped', reason: 'connection refused'})
+      const h = await runCli(['gpu-server', 'health', '--port', String(localPort)], {env, cwd: dir})
+      expect(h.exitCode).toBe(0)
+    } finally {
+      await runCli(['gpu-server', 'stop', '--port', String(localPort)], {env, cwd: dir})
+    }
+  }, 120_000)
+
   it('gpu-server bench measures the realtime factor and records it for cost estimate --measured', async () => {
     const r = await runCli(['gpu-server', 'bench', '--port', String(port), '--runs', '1', '--json'], {env, cwd: work, timeoutMs: 120_000})
     expect(r.exitCode, r.stderr).toBe(0)
