@@ -92,6 +92,7 @@ class ServerState:
             self.webhooks.shutdown(wait=False, cancel_futures=True)
             self._clean_tmp()
             self.store.close()
+            log.info("stopped")
 
     def _clean_tmp(self) -> None:
         for name in os.listdir(self.tmp_dir):

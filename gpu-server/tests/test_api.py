@@ -147,7 +147,7 @@ def test_metrics(client, short_clip):
 
 def test_health_answers_fast_while_transcribing(server, client, librivox, tmp_path):
     long = tmp_path / "long.wav"
-    concat_wav([c.path for c in librivox], long)
+    concat_wav([c.path for c in librivox[:3]], long)  # ~16 s of speech
     done = threading.Event()
 
     def work():
@@ -221,3 +221,32 @@ def test_full_queue_answers_429(limited, short_clip):
             assert_error(r, 429, "queue_full")
             assert int(r.headers["Retry-After"]) >= 1
     assert os.listdir(limited.data_dir / "tmp") == []
+
+
+def test_engine_crash_fails_the_request_and_recovers(server, client, librivox, tmp_path):
+    long = tmp_path / "long.wav"
+    concat_wav([c.path for c in librivox], long)
+    result = {}
+
+    def work():
+        with server.client() as own:
+            result["response"] = post_file(own, long)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while client.get("/info").json()["running"] == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    pid = server.proc.pid
+    children = [c for tid in os.listdir(f"/proc/{pid}/task")
+                for c in open(f"/proc/{pid}/task/{tid}/children").read().split()]
+    # multiprocessing's resource tracker is a child too; the engine is the spawn_main one
+    children = [c for c in children if b"spawn_main" in open(f"/proc/{c}/cmdline", "rb").read()]
+    assert len(children) == 1, children
+    os.kill(int(children[0]), 9)  # what the OOM killer would do
+    thread.join(30)
+    assert_error(result["response"], 500, "engine_crashed")
+    server.wait_healthy(60)
+    assert post_file(client, librivox[1].path).status_code == 200
+    assert "restarting it" in server.log

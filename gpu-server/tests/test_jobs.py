@@ -119,15 +119,14 @@ def test_bad_job_requests(client, short_clip, tmp_path):
 
 def test_jobs_survive_restarts(tmp_path, librivox, short_clip):
     data = tmp_path / "data"
-    long = tmp_path / "long.wav"
-    concat_wav([c.path for c in librivox[:2]], long)  # ~11 s of speech, a few seconds of work
+    longest = max(librivox, key=lambda c: c.path.stat().st_size)  # 7 s of speech, ~2 s of work
     srv = ServerProcess(data).start()
     try:
         with srv.client() as c:
             first = submit(c, short_clip.path).json()
             assert wait_for(c, first["id"])["status"] == "succeeded"
-            running = submit(c, long).json()
-            queued = submit(c, long).json()
+            running = submit(c, longest.path).json()
+            queued = submit(c, short_clip.path).json()
             wait_for(c, running["id"], statuses=("running",))
         assert srv.stop(signal.SIGKILL) == -signal.SIGKILL  # no chance to clean up
         assert len(os.listdir(data / "jobs")) == 2  # inputs of the running and the queued job
@@ -138,7 +137,7 @@ def test_jobs_survive_restarts(tmp_path, librivox, short_clip):
             for job in (running, queued):
                 done = wait_for(c, job["id"])
                 assert done["status"] == "succeeded", done
-                assert len(done["result"]["segments"]) >= 2
+                assert done["result"]["text"]
         assert "was interrupted by a restart; running it again" in srv.log
         assert os.listdir(data / "jobs") == []  # job audio deleted once the jobs finished
         assert srv.stop() in (0, -signal.SIGTERM)
