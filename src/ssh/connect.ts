@@ -138,6 +138,8 @@ function connectHop(hop: ResolvedHop, sock: ClientChannel | undefined, opts: Con
     }
     const onClose = () => finish(failure ?? new SshError(`Connection to ${where} closed during the SSH handshake`, {code: 'ssh_connect_failed', retryable: true}))
     client.on('ready', onReady).on('error', onError).on('close', onClose)
+    // Without TCP_NODELAY a small request waits out the peer's delayed ACK (~40 ms a request through a tunnel).
+    client.on('connect', () => client.setNoDelay(true))
     if (opts.signal?.aborted) return onAbort()
     opts.signal?.addEventListener('abort', onAbort, {once: true})
 
