@@ -46,7 +46,7 @@ The tunnel stays up until Ctrl-C, which closes every listener and exits with sta
     jump: Flags.string({char: 'J', description: 'jump host(s) [user@]host[:port][,...] (like ssh -J; default: ProxyJump from ~/.ssh/config)'}),
     'strict-host-key': Flags.string({description: 'unknown host keys: ask (on a terminal), yes (refuse), accept-new (pin), no (accept, don\'t pin)', options: [...POLICIES]}),
     'accept-new': Flags.boolean({description: 'pin an unknown host key without asking (same as --strict-host-key accept-new)', default: false}),
-    keepalive: Flags.integer({description: 'seconds between SSH keepalives; the connection counts as dead after 3 unanswered', default: 10, min: 1}),
+    keepalive: Flags.integer({description: 'seconds between SSH keepalives (default: ServerAliveInterval from ~/.ssh/config, else 10); the connection counts as dead after 3 unanswered', min: 1}),
   }
 
   async run(): Promise<TunnelJson | undefined> {
@@ -71,6 +71,7 @@ The tunnel stays up until Ctrl-C, which closes every listener and exits with sta
     const named = await resolveNamedTarget(args.target, flags, loaded)
     forwards ??= [{bindHost: '127.0.0.1', localPort: named.remotePort, remoteHost: '127.0.0.1', remotePort: named.remotePort}]
 
+    if (!ssh.nativeCryptoAvailable()) this.ui.debug('ssh2 native crypto binding not loaded: encryption runs in JavaScript (about half the throughput). Rebuild it: npm rebuild ssh2')
     const status = new StatusLine(!this.jsonEnabled() && this.ui.interactive)
     const interaction = ssh.terminalInteraction({
       canPrompt: this.canPrompt(),

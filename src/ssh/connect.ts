@@ -3,6 +3,7 @@
 // remote commands (argv, quoted explicitly), moves files over SFTP and opens forwarded
 // channels for the tunnel.
 import {readFile} from 'node:fs/promises'
+import {createRequire} from 'node:module'
 import ssh2 from 'ssh2'
 import type {AnyAuthMethod, AuthenticationType, Client, ClientChannel, ConnectConfig, ParsedKey} from 'ssh2'
 import {InterruptedError} from '../lib/errors.js'
@@ -13,6 +14,18 @@ import {describeHop, resolveSshTarget, type ResolvedHop, type ResolvedTarget, ty
 import {SshSession} from './session.js'
 
 const {Client: SshClient, utils} = ssh2
+
+/**
+ * Whether ssh2's optional native crypto binding loaded. Without it (not built, or built
+ * against another Node's headers) ciphers run in JS and tunnels move about half as much.
+ */
+export function nativeCryptoAvailable(): boolean {
+  try {
+    return Boolean((createRequire(import.meta.url)('ssh2/lib/protocol/crypto.js') as {bindingAvailable?: boolean}).bindingAvailable)
+  } catch {
+    return false
+  }
+}
 
 /** How the SSH layer talks to the person at the keyboard. Leave out what can't be asked (no TTY). */
 export interface SshInteraction {

@@ -5,10 +5,10 @@ import {mkdir, mkdtemp, readFile, stat, writeFile} from 'node:fs/promises'
 import {existsSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {afterAll, beforeAll, describe, expect, it, vi} from 'vitest'
 import {connectSsh, openTunnel, SshError, type SshSession} from '../../src/ssh/index.js'
 import {ExternalError} from '../../src/lib/errors.js'
-import {keygen, sshdAvailable, startSshd, type Sshd} from './sshd.js'
+import {freePort, keygen, sshdAvailable, startSshd, type Sshd} from './sshd.js'
 import {tempDir} from '../helpers/tmp.js'
 
 const enabled = sshdAvailable()
@@ -178,6 +178,50 @@ describe.skipIf(!enabled)('ssh wrapper against a real sshd', () => {
       await s.close()
     } finally {
       await writeFile(join(sshDir, 'config'), '')
+    }
+  })
+
+  it('a refused remote port resets that one client and the tunnel stays up', async () => {
+    const closedPort = await freePort()
+    const events: string[] = []
+    const t = await openTunnel(target(), [{localPort: 0, remotePort: closedPort}], {paths: paths(), agentSocket: false, onStatus: (e) => events.push(e.type)})
+    try {
+      const err = await fetch(`http://127.0.0.1:${t.forwards[0].localPort}/`).catch((e) => e)
+      expect(err).toBeInstanceOf(TypeError) // fetch failed: the connection was reset, not left hanging
+      expect(events).toContain('forward-failed')
+      expect(t.stats()).toMatchObject({state: 'connected', failedConnections: 1})
+    } finally {
+      await t.close()
+    }
+  })
+
+  it('notices a dead connection by keepalive (sshd frozen) and reconnects', async () => {
+    const http = await import('node:http')
+    const server = http.createServer((_req, res) => res.end('alive'))
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
+    const remotePort = (server.address() as {port: number}).port
+    const events: string[] = []
+    const t = await openTunnel(target(), [{localPort: 0, remotePort}], {paths: paths(), agentSocket: false, keepaliveSeconds: 1, keepaliveCountMax: 1, onStatus: (e) => events.push(e.type === 'disconnected' ? `disconnected: ${e.reason}` : e.type)})
+    const frozen = sshd.sessionPids()
+    try {
+      expect(frozen.length).toBeGreaterThan(0)
+      for (const pid of frozen) process.kill(pid, 'SIGSTOP')
+      const t0 = Date.now()
+      await vi.waitFor(() => expect(events).toContain('reconnected'), {timeout: 10_000, interval: 100})
+      expect(Date.now() - t0).toBeLessThan(6000)
+      expect(events.find((e) => e.startsWith('disconnected'))).toMatch(/Keepalive timeout/i)
+      const res = await fetch(`http://127.0.0.1:${t.forwards[0].localPort}/`)
+      expect(await res.text()).toBe('alive')
+    } finally {
+      for (const pid of frozen) {
+        try {
+          process.kill(pid, 'SIGKILL')
+        } catch {
+          // gone
+        }
+      }
+      await t.close()
+      server.close()
     }
   })
 

@@ -51,6 +51,8 @@ export interface Sshd {
   stop(): Promise<void>
   /** Start it again on the same port; `newHostKey` swaps in a fresh host key (a "reinstalled" host). */
   start(opts?: {newHostKey?: boolean}): Promise<void>
+  /** Pids of the processes serving current connections (the listener's descendants). */
+  sessionPids(): number[]
   /** Kill the processes serving current connections, leaving the listener up (a dropped connection). */
   killSessions(): number
   /** Remove the temp dir (after stop). */
@@ -187,6 +189,7 @@ export async function startSshd(opts: {port?: number; extraConfig?: string[]} = 
     authorize: (line: string) => writeFileSync(join(dir, 'authorized_keys'), readFileSync(join(dir, 'authorized_keys'), 'utf8') + line + '\n'),
     stop,
     start,
+    sessionPids: () => (child?.pid ? descendants(child.pid) : []),
     killSessions: () => {
       if (!child?.pid) return 0
       const pids = descendants(child.pid)

@@ -215,16 +215,21 @@ describe.skipIf(!sshdAvailable())('jarvis tunnel (real sshd)', () => {
     }
   })
 
-  it('accepts a hashed known_hosts entry (ssh-keygen -H)', async () => {
+  it('accepts a hashed known_hosts entry (ssh-keygen -H), from JARVIS_SSH_DIR; SIGTERM exits 143', async () => {
     const h = await home(['# comment', 'other.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx0b3Rvb29vb29vb29vb29vb29vb29vb29vb29vb29vb28', sshd.knownHostsLine()])
     execFileSync('ssh-keygen', ['-H', '-f', join(h, '.ssh', 'known_hosts')], {stdio: 'ignore'})
     const hashed = await readFile(join(h, '.ssh', 'known_hosts'), 'utf8')
     expect(hashed).not.toContain('127.0.0.1')
     expect(hashed).toMatch(/^\|1\|/m)
-    const p = tunnel([...hostFlags(), '--strict-host-key', 'yes', '-L', `0:127.0.0.1:${web.port}`, '--json'], h)
+    // JARVIS_SSH_DIR points at that .ssh directory; HOME is elsewhere (and empty).
+    const elsewhere = await home([])
+    const p = startCli(['tunnel', ...hostFlags(), '--strict-host-key', 'yes', '-L', `0:127.0.0.1:${web.port}`, '--json'], {env: {HOME: elsewhere, JARVIS_SSH_DIR: join(h, '.ssh')}, cwd: elsewhere})
+    running.add(p)
     const doc = JSON.parse((await p.waitFor(/^\{.*\}\n/m, 'stdout'))[0])
     expect((await get(doc.forwards[0].localPort)).body).toBe('transcription /')
-    await p.stop()
+    // SIGTERM (a supervisor stopping it) closes as cleanly as Ctrl-C, with 143.
+    expect((await p.stop('SIGTERM')).code).toBe(143)
+    expect(await canBind(doc.forwards[0].localPort)).toBe(true)
   })
 
   it('refuses a changed host key with the OpenSSH warning, even with --accept-new', async () => {
