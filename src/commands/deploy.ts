@@ -2,7 +2,7 @@ import {Args, Flags} from '@oclif/core'
 import chalk from 'chalk'
 import {BaseCommand} from '../lib/base-command.js'
 import {UsageError} from '../lib/errors.js'
-import {applyDeploy, DEFAULT_HEALTH_TIMEOUT_S, prepareDeploy} from '../deploy/deploy.js'
+import {applyDeploy, DEFAULT_HEALTH_TIMEOUT_S, prepareDeploy, type DeployFlags} from '../deploy/deploy.js'
 import {renderPlan} from '../deploy/render.js'
 import {blockingChecks, capabilityRows, planData, preflightError} from '../providers/engine.js'
 import {providerNames} from '../providers/registry.js'
@@ -17,6 +17,8 @@ export default class Deploy extends BaseCommand {
     '<%= config.bin %> deploy fly --cpu --model small --yes',
     '<%= config.bin %> deploy local --yes',
     '<%= config.bin %> deploy fly --dry-run --json',
+    '<%= config.bin %> deploy ssh --host gpu.example.com --user ubuntu --engine whisperx --yes',
+    '<%= config.bin %> deploy vast --gpu RTX_4090 --max-price 0.6 --yes',
   ]
 
   static args = {
@@ -35,10 +37,33 @@ export default class Deploy extends BaseCommand {
     url: Flags.string({description: 'the URL the deployment answers at, when not the provider default (custom domain, proxy)'}),
     'api-key': Flags.string({description: 'API key the server requires (default: keep the stored one, else generate one); prefer leaving it out: argv is visible to other users'}),
     'health-timeout': Flags.integer({description: `seconds to wait for /health after deploying (default ${DEFAULT_HEALTH_TIMEOUT_S})`, min: 1}),
+    // Deploying over SSH (ssh; vast onto an existing instance).
+    host: Flags.string({description: 'ssh, vast: the SSH host to install the server on (name, address or ~/.ssh/config Host alias)', helpGroup: 'SSH'}),
+    port: Flags.integer({description: 'ssh, vast: SSH port (default: ~/.ssh/config, else 22)', min: 1, max: 65535, helpGroup: 'SSH'}),
+    user: Flags.string({description: 'ssh, vast: SSH user (default: ~/.ssh/config, else your login name; root on Vast.ai)', helpGroup: 'SSH'}),
+    identity: Flags.string({char: 'i', description: 'ssh, vast: private key file', helpGroup: 'SSH'}),
+    'accept-new': Flags.boolean({description: 'ssh, vast: pin an unknown host key without asking (same as --strict-host-key accept-new)', default: false, helpGroup: 'SSH'}),
+    'strict-host-key': Flags.string({description: "ssh, vast: unknown host keys: ask (on a terminal), yes (refuse), accept-new (pin), no (accept, don't pin)", options: ['ask', 'yes', 'accept-new', 'no'], helpGroup: 'SSH'}),
+    'remote-dir': Flags.string({description: 'ssh, vast: where the server is installed on the host (default ~/.jarvis-gpu-server/PROVIDER)', helpGroup: 'SSH'}),
+    'remote-port': Flags.integer({description: "ssh, vast: the server's port on the host's loopback (default 8000)", min: 1, max: 65535, helpGroup: 'SSH'}),
+    'max-price': Flags.string({description: 'vast: highest price in $/hour for an offer (default: deploy.vast.maxPrice, else 1.0)', helpGroup: 'SSH'}),
   }
 
   async run(): Promise<Record<string, unknown>> {
     const {args, flags} = await this.parse(Deploy)
+    const sshFlags = ['host', 'port', 'user', 'identity', 'remote-dir', 'remote-port', 'strict-host-key', 'accept-new'].filter((f) => {
+      const v = (flags as Record<string, unknown>)[f]
+      return v !== undefined && v !== false
+    })
+    if (sshFlags.length > 0 && args.provider !== 'ssh' && args.provider !== 'vast') {
+      throw new UsageError(`--${sshFlags[0]} is for deploying over SSH (jarvis deploy ssh / vast), not ${args.provider}`)
+    }
+    if (flags['max-price'] !== undefined && args.provider !== 'vast') throw new UsageError(`--max-price is for jarvis deploy vast, not ${args.provider}`)
+    if (flags['accept-new'] && flags['strict-host-key'] && flags['strict-host-key'] !== 'accept-new') {
+      throw new UsageError(`--accept-new contradicts --strict-host-key ${flags['strict-host-key']}`)
+    }
+    const maxPrice = flags['max-price'] === undefined ? undefined : Number(flags['max-price'])
+    if (maxPrice !== undefined && !(maxPrice > 0)) throw new UsageError(`--max-price ${flags['max-price']} is not a price in $/hour`, {suggestion: 'Write it as a number, e.g. --max-price 0.6'})
     const loaded = await this.loadConfig(flags)
     let streaming = false
     let spinner: Spinner | undefined
@@ -56,6 +81,14 @@ export default class Deploy extends BaseCommand {
         url: flags.url,
         apiKey: flags['api-key'],
         healthTimeoutS: flags['health-timeout'],
+        host: flags.host,
+        port: flags.port,
+        user: flags.user,
+        identity: flags.identity,
+        hostKeyPolicy: (flags['accept-new'] ? 'accept-new' : flags['strict-host-key']) as DeployFlags['hostKeyPolicy'],
+        remoteDir: flags['remote-dir'],
+        remotePort: flags['remote-port'],
+        maxPrice,
       },
       loaded,
       {

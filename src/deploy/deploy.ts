@@ -20,6 +20,15 @@ export interface DeployFlags {
   url?: string
   apiKey?: string
   healthTimeoutS?: number
+  /** SSH target (ssh, vast): --host --port --user --identity, and the host key policy. */
+  host?: string
+  port?: number
+  user?: string
+  identity?: string
+  hostKeyPolicy?: 'ask' | 'yes' | 'accept-new' | 'no'
+  remoteDir?: string
+  remotePort?: number
+  maxPrice?: number
 }
 
 export const DEFAULT_HEALTH_TIMEOUT_S = 900
@@ -79,6 +88,12 @@ export async function prepareDeploy(
     healthTimeoutMs: (flags.healthTimeoutS ?? DEFAULT_HEALTH_TIMEOUT_S) * 1000,
     fromFlags,
     existing,
+    ssh: flags.host || flags.port || flags.user || flags.identity || flags.hostKeyPolicy
+      ? {host: flags.host, port: flags.port, user: flags.user, identity: flags.identity, hostKeyPolicy: flags.hostKeyPolicy}
+      : undefined,
+    remoteDir: flags.remoteDir,
+    remotePort: flags.remotePort,
+    maxPrice: flags.maxPrice,
   }
   assertSupported(provider, requestedFeatures(options))
   const checks = await provider.preflight(ctx, options)

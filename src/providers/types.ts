@@ -188,6 +188,17 @@ export interface DeployOptions {
   fromFlags: ReadonlySet<string>
   /** The deployment recorded for this provider, when there is one (resume / redeploy). */
   existing?: Deployment
+  /**
+   * For providers that deploy over SSH (ssh, vast): the target given with --host --port
+   * --user --identity and how unknown host keys are treated (--accept-new / --strict-host-key).
+   */
+  ssh?: {host?: string; port?: number; user?: string; identity?: string; hostKeyPolicy?: 'ask' | 'yes' | 'accept-new' | 'no'}
+  /** Where the server is installed on the remote host (--remote-dir; ssh, vast). */
+  remoteDir?: string
+  /** The server's port on the remote host's loopback (--remote-port; ssh, vast). */
+  remotePort?: number
+  /** Highest price in $/hour (--max-price; vast). */
+  maxPrice?: number
 }
 
 /** What a provider sees of the world: paths, config, cancellation, and the one way to run tools. */
