@@ -138,6 +138,12 @@ function connectHop(hop: ResolvedHop, sock: ClientChannel | undefined, opts: Con
     }
     const onReady = () => finish()
     const onError = (err: Error & {level?: string}) => {
+      // ssh2 reports an unusable agent (a stale SSH_AUTH_SOCK) or a key that failed to sign as
+      // an 'error' and then goes on with the next method: note it, don't fail the connection.
+      if (err.level === 'agent' || (err.level === 'client-authentication' && /sign/i.test(err.message))) {
+        notes.push(`${err.level === 'agent' ? 'ssh-agent' : 'key'}: ${err.message}`)
+        return
+      }
       if (failure) return finish(failure)
       let e = classifySshError(err, where)
       if (e.code === 'ssh_auth_failed') {
@@ -224,7 +230,11 @@ function connectHop(hop: ResolvedHop, sock: ClientChannel | undefined, opts: Con
             )
           }) as unknown as ConnectConfig['hostVerifier'],
         }
-        client.connect(cfg)
+        try {
+          client.connect(cfg)
+        } catch (error) {
+          finish(new SshError(`Cannot connect to ${where}: ${(error as Error).message}`, {code: 'ssh_config_invalid', cause: error}))
+        }
       },
       (err: Error) => finish(err),
     )

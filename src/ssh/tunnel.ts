@@ -178,9 +178,18 @@ export async function openTunnel(target: SshTargetSpec | ResolvedTarget, forward
     sock.on('error', () => {}) // a client resetting its connection is not a tunnel error
     let channel
     try {
-      const s = await waitForSession()
-      if (sock.destroyed) return
-      channel = await s.forwardOut(sock.remoteAddress ?? '127.0.0.1', sock.remotePort ?? 0, fwd.remoteHost, fwd.remotePort)
+      for (let attempt = 1; ; attempt++) {
+        const s = await waitForSession()
+        if (sock.destroyed) return
+        try {
+          channel = await s.forwardOut(sock.remoteAddress ?? '127.0.0.1', sock.remotePort ?? 0, fwd.remoteHost, fwd.remotePort)
+          break
+        } catch (error) {
+          // The connection died between being handed out and opening the channel: wait for the next one.
+          const connectionGone = s.closed || (error instanceof SshError && error.code === 'ssh_closed')
+          if (!connectionGone || attempt >= 3) throw error
+        }
+      }
     } catch (error) {
       counters.failed++
       if ((error as SshError).code === 'ssh_forward_failed') emit({type: 'forward-failed', forward: fwd, reason: (error as Error).message})
