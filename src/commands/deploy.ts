@@ -30,7 +30,7 @@ export default class Deploy extends BaseCommand {
     'dry-run': Flags.boolean({description: 'print the plan (preflight, files, exact commands) and change nothing', default: false}),
     name: Flags.string({description: 'app / service name on the platform (default: from the project directory)'}),
     region: Flags.string({description: 'region (default: the provider section of jarvis.yaml, else a provider default)'}),
-    gpu: Flags.string({description: 'GPU kind, in the provider\'s words (fly: a10; modal: T4, L4, A10, L40S, A100, H100)', exclusive: ['cpu']}),
+    gpu: Flags.string({description: 'GPU kind, in the provider\'s words (fly: a10; modal: T4, L4, A10, L40S, A100, H100; vast: RTX_4090, RTX_3090, L40S ...)', exclusive: ['cpu']}),
     cpu: Flags.boolean({description: 'deploy the CPU image (int8) instead of a GPU one', exclusive: ['gpu']}),
     model: Flags.string({description: 'Whisper model (default: WHISPER_MODEL, else jarvis.yaml defaults.model, else large-v3)'}),
     engine: Flags.string({description: 'server engine', options: ['whisperx', 'pocketsphinx'], default: undefined}),
@@ -38,15 +38,15 @@ export default class Deploy extends BaseCommand {
     'api-key': Flags.string({description: 'API key the server requires (default: keep the stored one, else generate one); prefer leaving it out: argv is visible to other users'}),
     'health-timeout': Flags.integer({description: `seconds to wait for /health after deploying (default ${DEFAULT_HEALTH_TIMEOUT_S})`, min: 1}),
     // Deploying over SSH (ssh; vast onto an existing instance).
-    host: Flags.string({description: 'ssh, vast: the SSH host to install the server on (name, address or ~/.ssh/config Host alias)', helpGroup: 'SSH'}),
-    port: Flags.integer({description: 'ssh, vast: SSH port (default: ~/.ssh/config, else 22)', min: 1, max: 65535, helpGroup: 'SSH'}),
-    user: Flags.string({description: 'ssh, vast: SSH user (default: ~/.ssh/config, else your login name; root on Vast.ai)', helpGroup: 'SSH'}),
-    identity: Flags.string({char: 'i', description: 'ssh, vast: private key file', helpGroup: 'SSH'}),
-    'accept-new': Flags.boolean({description: 'ssh, vast: pin an unknown host key without asking (same as --strict-host-key accept-new)', default: false, helpGroup: 'SSH'}),
-    'strict-host-key': Flags.string({description: "ssh, vast: unknown host keys: ask (on a terminal), yes (refuse), accept-new (pin), no (accept, don't pin)", options: ['ask', 'yes', 'accept-new', 'no'], helpGroup: 'SSH'}),
-    'remote-dir': Flags.string({description: 'ssh, vast: where the server is installed on the host (default ~/.jarvis-gpu-server/PROVIDER)', helpGroup: 'SSH'}),
-    'remote-port': Flags.integer({description: "ssh, vast: the server's port on the host's loopback (default 8000)", min: 1, max: 65535, helpGroup: 'SSH'}),
-    'max-price': Flags.string({description: 'vast: highest price in $/hour for an offer (default: deploy.vast.maxPrice, else 1.0)', helpGroup: 'SSH'}),
+    host: Flags.string({description: 'ssh, vast: the SSH host to install the server on (name, address or ~/.ssh/config Host alias)', helpGroup: 'SSH and Vast.ai'}),
+    port: Flags.integer({description: 'ssh, vast: SSH port (default: ~/.ssh/config, else 22)', min: 1, max: 65535, helpGroup: 'SSH and Vast.ai'}),
+    user: Flags.string({description: 'ssh, vast: SSH user (default: ~/.ssh/config, else your login name; root on Vast.ai)', helpGroup: 'SSH and Vast.ai'}),
+    identity: Flags.string({char: 'i', description: 'ssh, vast: private key file', helpGroup: 'SSH and Vast.ai'}),
+    'accept-new': Flags.boolean({description: 'ssh, vast: pin an unknown host key without asking (same as --strict-host-key accept-new)', default: false, helpGroup: 'SSH and Vast.ai'}),
+    'strict-host-key': Flags.string({description: "ssh, vast: unknown host keys: ask (on a terminal), yes (refuse), accept-new (pin), no (accept, don't pin)", options: ['ask', 'yes', 'accept-new', 'no'], helpGroup: 'SSH and Vast.ai'}),
+    'remote-dir': Flags.string({description: 'ssh, vast: where the server is installed on the host (default ~/.jarvis-gpu-server/PROVIDER)', helpGroup: 'SSH and Vast.ai'}),
+    'remote-port': Flags.integer({description: "ssh, vast: the server's port on the host's loopback (default 8000)", min: 1, max: 65535, helpGroup: 'SSH and Vast.ai'}),
+    'max-price': Flags.string({description: 'vast: highest price in $/hour for an offer (default: deploy.vast.maxPrice, else 1.0)', helpGroup: 'SSH and Vast.ai'}),
   }
 
   async run(): Promise<Record<string, unknown>> {

@@ -304,7 +304,8 @@ export function remoteSteps(ctx: ProviderContext, spec: RemoteServerSpec, conn: 
             suggestion: 'Pass --remote-dir with another directory (destroy removes the directory jarvis installs into).',
           })
         }
-        const candidates = spec.python ? [spec.python] : ['python3.12', 'python3.11', 'python3.10', 'python3.13', 'python3']
+        // Images such as pytorch/pytorch keep Python in /opt/conda, which a login shell's PATH may lack.
+        const candidates = spec.python ? [spec.python] : ['python3.12', 'python3.11', 'python3.10', 'python3.13', 'python3', '/opt/conda/bin/python3']
         const find = [
           `for p in ${candidates.map(shq).join(' ')}; do`,
           '  command -v "$p" >/dev/null 2>&1 || continue',

@@ -335,6 +335,9 @@ function waitForSshStep(cmd: string, section: Section, policy: HostKeyPolicy, id
           if (status === 'running' && !addr) lastError = 'running, but no SSH address yet'
           if (addr) {
             const ssh: RecordedSsh = {host: addr.host, port: addr.port, user: 'root', ...(identity ? {identity} : {})}
+            // Kept even if this run fails (the engine saves the deployment on failure): destroy
+            // then forgets the host key pinned here, and `jarvis tunnel vast` can reach the box.
+            dep.details = {...dep.details, ssh}
             try {
               const session = await connectSsh(targetOf(ssh, policy), {signal: c.signal, connectTimeoutSeconds: 15, interaction: {info: (m) => c.log(m), warn: (m) => c.log(m)}})
               await session.close()
@@ -443,7 +446,7 @@ async function plan(ctx: ProviderContext, opts: DeployOptions, checks: Check[]):
     steps: [create, waitForSshStep(cmd, section, r.policy, identity), ...remoteSteps(ctx, r.spec, conn)],
     secrets,
     warnings: [...warnings, 'The instance is billed from the moment it is created until `jarvis destroy vast`.'],
-    details: {mode: 'instance', vastCommand: cmd, image, label, gpu: search.gpu, ...common},
+    details: {mode: 'instance', vastCommand: cmd, image, label, gpu: search.gpu, hostKeyPolicy: r.policy, ...common},
   }
   connections.set(p, conn)
   return p

@@ -195,6 +195,8 @@ describe('deploy vast', () => {
     const dep = state(p.dir).deployments.vast
     expect(dep.status).toBe('failed')
     expect(dep.resources).toEqual([expect.objectContaining({kind: 'vast-instance', id: String(INSTANCE)})])
+    // Where it was trying to reach is kept too (for `jarvis tunnel vast` and destroy).
+    expect(dep.details.ssh).toMatchObject({host: '127.0.0.1', port: closed, user: 'root'})
 
     s.clearCalls()
     const d = await cli(['destroy', 'vast', '--yes'], p)
