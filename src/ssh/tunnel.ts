@@ -205,8 +205,12 @@ export async function openTunnel(target: SshTargetSpec | ResolvedTarget, forward
     sock.on('error', () => channel.close())
     // Half-close both ways (a client may send EOF and still read the answer); the socket goes when the channel does.
     channel.on('close', () => {
-      if (!sock.destroyed) sock.end()
-      setTimeout(() => sock.destroy(), 1000).unref()
+      if (sock.destroyed) return
+      sock.end()
+      // Once everything is flushed to the client, give it a moment to close its side, then let go.
+      const linger = () => setTimeout(() => sock.destroy(), 1000).unref()
+      if (sock.writableFinished) linger()
+      else sock.once('finish', linger)
     })
     sock.on('close', () => channel.close())
     sock.pipe(channel)

@@ -191,6 +191,29 @@ describe.skipIf(!enabled)('ssh wrapper against a real sshd', () => {
     }
   })
 
+  it('delivers everything to a slow reader after the remote side has closed', async () => {
+    const net = await import('node:net')
+    const size = 16 * 1024 * 1024
+    const source = net.createServer((c) => c.end(Buffer.alloc(size, 1)))
+    await new Promise<void>((r) => source.listen(0, '127.0.0.1', () => r()))
+    const t = await openTunnel(target(), [{localPort: 0, remotePort: (source.address() as {port: number}).port}], {paths: paths(), agentSocket: false})
+    try {
+      const got = await new Promise<number>((resolve, reject) => {
+        const c = net.connect({port: t.forwards[0].localPort, host: '127.0.0.1'})
+        let n = 0
+        c.pause() // a client busy elsewhere: the remote side finishes and closes long before we read
+        setTimeout(() => c.resume(), 2500)
+        c.on('data', (d) => (n += d.length))
+        c.on('end', () => resolve(n))
+        c.on('error', reject)
+      })
+      expect(got).toBe(size)
+    } finally {
+      await t.close()
+      source.close()
+    }
+  })
+
   it('a refused remote port resets that one client and the tunnel stays up', async () => {
     const closedPort = await freePort()
     const events: string[] = []
