@@ -136,6 +136,8 @@ function vastError(stdout: string, stderr: string): {message: string; status?: n
 }
 
 async function vast(ctx: ProviderContext, cmd: string, args: string[], opts: {json?: boolean; timeoutMs?: number} = {}): Promise<VastAnswer> {
+  // The CLI may read its key from VAST_API_KEY: masked wherever output is shown.
+  registerSecret(process.env.VAST_API_KEY)
   try {
     // JSON answers are read, not streamed into the deploy log.
     const r = await ctx.run(cmd, args, {allowFailure: true, timeoutMs: opts.timeoutMs ?? 60_000, ...(opts.json ? {onLine: () => {}} : {})})
@@ -216,7 +218,6 @@ function describeOffer(o: Offer): string {
 // ---------------------------------------------------------------- preflight
 
 async function preflight(ctx: ProviderContext, opts: DeployOptions): Promise<Check[]> {
-  registerSecret(process.env.VAST_API_KEY)
   const section: Section = await parseSection(ctx, 'vast', sectionSchema)
   const serverSource: Check = existsSync(join(ctx.packageRoot, 'gpu-server', 'pyproject.toml'))
     ? {id: 'server-source', label: 'gpu-server sources present', ok: true}
