@@ -7,6 +7,14 @@ cd "$root"
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi
+# ssh2's native crypto (AES-GCM, ChaCha20) doubles tunnel throughput; npm 11 skips its
+# install script, and a global nodedir may point at older Node headers. Build it against
+# the Node that runs jarvis; without it ssh2 falls back to pure JS, slower but correct.
+if ! node -e "process.exit(require('ssh2/lib/protocol/crypto.js').bindingAvailable ? 0 : 1)" 2>/dev/null; then
+  headers="$(ls -d "$root"/.tools/node_modules/node/node_modules/node-*/ 2>/dev/null | head -n 1)"
+  npm_config_nodedir="${headers:-$(dirname "$(dirname "$(command -v node)")")}" npm rebuild ssh2 --loglevel=error >/dev/null 2>&1 \
+    || echo "jarvis: ssh2's native crypto could not be built; tunnels use the slower JS crypto" >&2
+fi
 npm run --silent build
 if [ ! -x gpu-server/.venv/bin/python ]; then
   python3 -m venv gpu-server/.venv

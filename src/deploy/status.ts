@@ -80,7 +80,7 @@ async function checkOverTunnel(b: Extract<BackendConfig, {kind: 'vast' | 'ssh'}>
   try {
     const {openTunnel} = await import('../ssh/index.js')
     // Never prompt from status: an unknown host key is refused (pin it with `jarvis tunnel`).
-    tunnel = await openTunnel({...b.ssh, hostKeyPolicy: 'no'}, [{localPort: 0, remotePort: b.remotePort}], {
+    tunnel = await openTunnel({...b.ssh, hostKeyPolicy: 'yes'}, [{localPort: 0, remotePort: b.remotePort}], {
       signal: opts.signal,
       connectTimeoutSeconds: Math.max(2, Math.ceil(opts.timeoutMs / 1000)),
       pendingTimeoutMs: opts.timeoutMs * 2,

@@ -76,9 +76,9 @@ export async function resolveBackend(config: BackendConfig, rank: number, opts: 
         // Loaded only here: ssh2 is heavy and most runs never need it.
         const {openTunnel} = await import('../ssh/tunnel.js')
         const tunnel = await openTunnel(
-          {host: config.ssh.host, port: config.ssh.port, user: config.ssh.user, identity: config.ssh.identity},
+          {host: config.ssh.host, port: config.ssh.port, user: config.ssh.user, identity: config.ssh.identity, hostKeyPolicy: 'yes'},
           [{bindHost: '127.0.0.1', localPort: 0, remoteHost: '127.0.0.1', remotePort: config.remotePort}],
-          // Host keys as in `jarvis tunnel`: an unknown key must be pinned there first (no prompt mid-run).
+          // An unknown host key is refused, never prompted for mid-run: pin it with `jarvis tunnel NAME --accept-new`.
           {signal: opts.signal, reconnect: {maxAttempts: 5}},
         )
         h.close = () => tunnel.close()
