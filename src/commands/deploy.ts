@@ -46,6 +46,7 @@ export default class Deploy extends BaseCommand {
     'strict-host-key': Flags.string({description: "ssh, vast: unknown host keys: ask (on a terminal), yes (refuse), accept-new (pin), no (accept, don't pin)", options: ['ask', 'yes', 'accept-new', 'no'], helpGroup: 'SSH and Vast.ai'}),
     'remote-dir': Flags.string({description: 'ssh, vast: where the server is installed on the host (default ~/.jarvis-gpu-server/PROVIDER)', helpGroup: 'SSH and Vast.ai'}),
     'remote-port': Flags.integer({description: "ssh, vast: the server's port on the host's loopback (default 8000)", min: 1, max: 65535, helpGroup: 'SSH and Vast.ai'}),
+    'allow-cidr': Flags.string({description: 'aws: the only addresses allowed to reach the server, e.g. 203.0.113.7/32 (default: deploy.aws.allowCidr, else JARVIS_AWS_ALLOW_CIDR)'}),
     'max-price': Flags.string({description: 'vast: highest price in $/hour for an offer (default: deploy.vast.maxPrice, else 1.0)', helpGroup: 'SSH and Vast.ai'}),
   }
 
@@ -58,6 +59,7 @@ export default class Deploy extends BaseCommand {
     if (sshFlags.length > 0 && args.provider !== 'ssh' && args.provider !== 'vast') {
       throw new UsageError(`--${sshFlags[0]} is for deploying over SSH (jarvis deploy ssh / vast), not ${args.provider}`)
     }
+    if (flags['allow-cidr'] !== undefined && args.provider !== 'aws') throw new UsageError(`--allow-cidr is for jarvis deploy aws, not ${args.provider}`)
     if (flags['max-price'] !== undefined && args.provider !== 'vast') throw new UsageError(`--max-price is for jarvis deploy vast, not ${args.provider}`)
     if (flags['accept-new'] && flags['strict-host-key'] && flags['strict-host-key'] !== 'accept-new') {
       throw new UsageError(`--accept-new contradicts --strict-host-key ${flags['strict-host-key']}`)
@@ -89,6 +91,7 @@ export default class Deploy extends BaseCommand {
         remoteDir: flags['remote-dir'],
         remotePort: flags['remote-port'],
         maxPrice,
+        allowCidr: flags['allow-cidr'],
       },
       loaded,
       {
@@ -125,7 +128,11 @@ export default class Deploy extends BaseCommand {
     streaming = true
     const dep = await applyDeploy(prepared)
     streaming = false
-    this.log(`\n${chalk.green('✓')} ${plan.provider} is healthy at ${dep.url}`)
+    this.log(
+      dep.url
+        ? `\n${chalk.green('✓')} ${plan.provider} is healthy at ${dep.url}`
+        : `\n${chalk.green('✓')} ${plan.provider} is deployed and ready (no URL outside the cluster; reach it with: ${String(dep.details.portForward ?? 'see the plan above')})`,
+    )
     const health = dep.details.health as {engine?: string; model?: string; device?: string; gpu?: string} | undefined
     if (health) this.log(`  engine ${health.engine ?? '?'}, model ${health.model ?? '?'}, device ${health.device ?? '?'}${health.gpu ? `, GPU ${health.gpu}` : ''}`)
     this.log(chalk.dim(`  API key stored in .jarvis/secrets.json; \`jarvis status\` and \`jarvis transcribe\` use it.`))

@@ -29,6 +29,7 @@ export interface DeployFlags {
   remoteDir?: string
   remotePort?: number
   maxPrice?: number
+  allowCidr?: string
 }
 
 export const DEFAULT_HEALTH_TIMEOUT_S = 900
@@ -94,6 +95,7 @@ export async function prepareDeploy(
     remoteDir: flags.remoteDir,
     remotePort: flags.remotePort,
     maxPrice: flags.maxPrice,
+    allowCidr: flags.allowCidr,
   }
   assertSupported(provider, requestedFeatures(options))
   const checks = await provider.preflight(ctx, options)

@@ -84,8 +84,8 @@ function instanceTypeFor(c: AwsConfig, opts: DeployOptions) {
   return pick('instanceType', {...opts, fromFlags: opts.fromFlags.has('gpu') ? new Set([...opts.fromFlags, 'instanceType']) : opts.fromFlags}, fromGpu, c.instanceType, 'g4dn.xlarge')
 }
 
-function allowCidrOf(c: AwsConfig): string | undefined {
-  return c.allowCidr ?? (process.env.JARVIS_AWS_ALLOW_CIDR?.trim() || undefined)
+function allowCidrOf(c: AwsConfig, opts: DeployOptions): string | undefined {
+  return opts.allowCidr ?? c.allowCidr ?? (process.env.JARVIS_AWS_ALLOW_CIDR?.trim() || undefined)
 }
 
 async function preflight(ctx: ProviderContext, opts: DeployOptions): Promise<Check[]> {
@@ -176,14 +176,14 @@ async function preflight(ctx: ProviderContext, opts: DeployOptions): Promise<Che
       fix: 'Push the gpu-server image to a registry the instance can pull from (ECR works with the instance role) and set deploy.aws.image',
     })
   }
-  const cidr = allowCidrOf(c)
+  const cidr = allowCidrOf(c, opts)
   if (!cidr) {
     checks.push({
       id: 'allow-cidr',
       label: 'who may connect',
       ok: false,
       detail: 'no address range given for port 8000',
-      fix: 'Set deploy.aws.allowCidr (or JARVIS_AWS_ALLOW_CIDR) to your public address, e.g. 203.0.113.7/32 (https://checkip.amazonaws.com shows it)',
+      fix: 'Pass --allow-cidr (or set deploy.aws.allowCidr / JARVIS_AWS_ALLOW_CIDR) to your public address, e.g. 203.0.113.7/32 (https://checkip.amazonaws.com shows it)',
     })
   } else if (!isCidr(cidr)) {
     checks.push({id: 'allow-cidr', label: 'who may connect', ok: false, detail: `${cidr} is not an IPv4 CIDR`, fix: 'Use the form 203.0.113.7/32'})
@@ -231,7 +231,7 @@ async function plan(ctx: ProviderContext, opts: DeployOptions, checks: Check[]):
     instanceType: instanceType.value,
     amiId: checkData<string>(checks, 'ami', 'amiId') ?? c.amiId ?? 'AMI_ID',
     image: c.image ?? 'IMAGE_NOT_SET',
-    cidr: allowCidrOf(c) ?? 'CIDR_NOT_SET',
+    cidr: allowCidrOf(c, opts) ?? 'CIDR_NOT_SET',
     secretName: `jarvis/${name.value}/server`,
     roleName: `${name.value}-gpu-server`,
     profileName: `${name.value}-gpu-server`,
@@ -271,7 +271,7 @@ async function plan(ctx: ProviderContext, opts: DeployOptions, checks: Check[]):
       instanceType,
       {key: 'ami', value: r.amiId, source: c.amiId ? 'config' : 'platform'},
       {key: 'image', value: r.image, source: 'config'},
-      {key: 'allowCidr', value: r.cidr, source: c.allowCidr ? 'config' : 'env'},
+      {key: 'allowCidr', value: r.cidr, source: opts.allowCidr ? 'flag' : c.allowCidr ? 'config' : 'env'},
       ...(c.keyName ? [{key: 'keyName', value: c.keyName, source: 'config' as const}] : []),
       {key: 'model', value: opts.model, source: opts.fromFlags.has('model') ? 'flag' : 'default'},
     ],

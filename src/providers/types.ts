@@ -199,6 +199,8 @@ export interface DeployOptions {
   remotePort?: number
   /** Highest price in $/hour (--max-price; vast). */
   maxPrice?: number
+  /** Who may reach the server, as a CIDR (--allow-cidr; aws). */
+  allowCidr?: string
 }
 
 /** What a provider sees of the world: paths, config, cancellation, and the one way to run tools. */

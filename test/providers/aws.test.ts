@@ -203,7 +203,7 @@ describe('deploy aws', () => {
     const s = await createStandIns({aws: rules([{match: ['service-quotas'], stdout: {Quota: {QuotaCode: 'L-DB2E81BA', Value: 0.0}}}])})
     const r = await runCli(['deploy', 'aws', '--dry-run', '--json'], {cwd: noCidr, env: s.env()})
     const checks = parseJson(r).plan.checks
-    expect(checks.find((c: {id: string}) => c.id === 'allow-cidr')).toMatchObject({ok: false, fix: expect.stringContaining('deploy.aws.allowCidr')})
+    expect(checks.find((c: {id: string}) => c.id === 'allow-cidr')).toMatchObject({ok: false, fix: expect.stringContaining('--allow-cidr')})
     expect(checks.find((c: {id: string}) => c.id === 'quota')).toMatchObject({
       ok: false,
       detail: '0 vCPU allowed, g4dn.xlarge needs 4',
@@ -212,6 +212,12 @@ describe('deploy aws', () => {
     // The CIDR may come from the environment instead.
     const viaEnv = await runCli(['deploy', 'aws', '--dry-run', '--json'], {cwd: noCidr, env: s.env({JARVIS_AWS_ALLOW_CIDR: '198.51.100.0/24'})})
     expect(parseJson(viaEnv).plan.checks.find((c: {id: string}) => c.id === 'allow-cidr')).toMatchObject({ok: true, detail: '198.51.100.0/24'})
+    // ... or from --allow-cidr, which wins over both.
+    const viaFlag = await runCli(['deploy', 'aws', '--dry-run', '--json', '--allow-cidr', '203.0.113.7/32'], {cwd: noCidr, env: s.env({JARVIS_AWS_ALLOW_CIDR: '198.51.100.0/24'})})
+    expect(parseJson(viaFlag).plan.checks.find((c: {id: string}) => c.id === 'allow-cidr')).toMatchObject({ok: true, detail: '203.0.113.7/32'})
+    expect(parseJson(viaFlag).plan.settings).toContainEqual({key: 'allowCidr', value: '203.0.113.7/32', source: 'flag'})
+    const wrongProvider = await runCli(['deploy', 'fly', '--dry-run', '--allow-cidr', '203.0.113.7/32'], {cwd: noCidr, env: s.env()})
+    expect(wrongProvider.exitCode).toBe(2)
 
     const out = await createStandIns({aws: rules([{match: ['sts'], exitCode: 253, stderr: '\nUnable to locate credentials. You can configure credentials by running "aws configure".\n'}])})
     const n = await runCli(['deploy', 'aws', '--yes', '--json'], {cwd: noCidr, env: out.env()})
