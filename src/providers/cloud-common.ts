@@ -37,7 +37,8 @@ export async function toolCheck(ctx: ProviderContext, tool: ToolRequirement, ver
   const p = await probe(ctx, tool.command, versionArgs)
   if (p.ok) {
     const text = (p.result.stdout || p.result.stderr).trim()
-    return {id: `tool:${tool.command}`, label: `${tool.command} installed`, ok: true, detail: text.split('\n')[0]}
+    // data.output keeps the whole answer: `kubectl version -o json` is pretty-printed over many lines.
+    return {id: `tool:${tool.command}`, label: `${tool.command} installed`, ok: true, detail: text.split('\n')[0], data: {output: text}}
   }
   return {
     id: `tool:${tool.command}`,

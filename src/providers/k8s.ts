@@ -74,7 +74,7 @@ async function preflight(ctx: ProviderContext, opts: DeployOptions): Promise<Che
   const checks: Check[] = []
   const tool = await toolCheck(ctx, TOOL, ['version', '--client', '-o', 'json'])
   if (tool.ok) {
-    const v = parseJson<{clientVersion?: {gitVersion?: string}}>(tool.detail ?? '')
+    const v = parseJson<{clientVersion?: {gitVersion?: string}}>(String(tool.data?.output ?? tool.detail ?? ''))
     if (v?.clientVersion?.gitVersion) tool.detail = `kubectl ${v.clientVersion.gitVersion}`
   }
   checks.push(tool)

@@ -97,6 +97,8 @@ describe('deploy k8s', () => {
     expect(plan.ready).toBe(true)
     expect(argvOf(s)).toEqual(['version --client -o json', 'config current-context', `--context=${CTX} get namespace jarvis -o json`, `--context=${CTX} get nodes -o json`])
     expect(plan.checks.find((c: {id: string}) => c.id === 'gpu-offered').detail).toContain('gpu-node-1')
+    // kubectl pretty-prints its version JSON over many lines; the row shows the version, not "{".
+    expect(plan.checks.find((c: {id: string}) => c.id === 'tool:kubectl').detail).toBe('kubectl v1.34.2')
 
     const objs: Record<string, any> = {}
     for (const f of plan.files) {
