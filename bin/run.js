@@ -8,6 +8,14 @@ import {readdirSync, readFileSync, statSync} from 'node:fs'
 import module from 'node:module'
 
 module.enableCompileCache?.()
+// `jarvis cost gpus | head`: once the reader is gone, stop quietly like other Unix tools, instead of
+// leaving oclif waiting on a write that can never drain (Node then warns and exits 13).
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0)
+    throw err
+  })
+}
 const argv = process.argv.slice(2)
 const root = new URL('..', import.meta.url)
 const fast = !process.env.JARVIS_NO_FAST_PATH

@@ -5,7 +5,7 @@ import {BaseCommand} from '../lib/base-command.js'
 import {FORMATS, type Format} from '../config/schema.js'
 import {parseConfigText} from '../config/load.js'
 import {writeFileAtomic} from '../lib/atomic.js'
-import {UserError, UsageError} from '../lib/errors.js'
+import {ConfigError, UserError, UsageError} from '../lib/errors.js'
 import {renderConfig, type InitAnswers} from '../init/render.js'
 
 const MODAL_GPUS = ['T4', 'L4', 'A10', 'L40S', 'A100-40GB', 'A100-80GB', 'H100']
@@ -56,8 +56,22 @@ export default class Init extends BaseCommand {
     }
     // Ask only what the flags left open, and only with a terminal: CI never hangs here.
     if (this.canPrompt(flags.yes)) await this.ask(answers, flags)
+    if (answers.externalUrl && !/^https?:\/\/\S+$/.test(answers.externalUrl)) {
+      throw new UsageError(`--external-url ${answers.externalUrl} is not an http(s) URL`, {suggestion: 'Pass it like --external-url http://100.64.0.5:8000'})
+    }
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(answers.apiKeyEnv)) {
+      throw new UsageError(`--api-key-env ${answers.apiKeyEnv} is not an environment variable name`, {suggestion: 'Pass a name like EXTERNAL_GPU_API_KEY.'})
+    }
     const text = renderConfig(answers)
-    parseConfigText(text.replaceAll(`\${${answers.apiKeyEnv}}`, 'placeholder'), path) // what we write must validate
+    // What we write must validate. Nothing is on disk yet, so a problem is reported against the answers, not file lines.
+    try {
+      parseConfigText(text.replaceAll(`\${${answers.apiKeyEnv}}`, 'placeholder'), path)
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error
+      throw new UsageError(`These answers don't make a valid jarvis.yaml (nothing was written): ${error.problems.map((p) => (p.path ? `${p.path}: ${p.message}` : p.message)).join('; ')}`, {
+        suggestion: 'Check the values given to --model, --language and --external-url.',
+      })
+    }
     await writeFileAtomic(path, text)
     this.log(`✓ wrote ${path}`)
     if (answers.externalUrl) this.log(`  Set ${answers.apiKeyEnv} in your environment; jarvis reads it at run time.`)

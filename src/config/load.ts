@@ -72,6 +72,7 @@ function describeIssue(issue: z.core.$ZodIssue): string {
 
 const ENV_REF_BRACES = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g
 const ENV_REF = /\$<([A-Za-z_][A-Za-z0-9_]*)>/g
+const SECRET_ENV_NAME = /KEY|TOKEN|SECRET|PASSWORD/i
 
 /** Replace `${ENV_VAR}` in string values; resolved values under secret keys are registered for masking. */
 function interpolate(value: unknown, file: string, path: (string | number)[], problems: ConfigProblem[], doc: Document, lc: LineCounter): unknown {
@@ -85,6 +86,8 @@ function interpolate(value: unknown, file: string, path: (string | number)[], pr
         problems.push({file, line: pos?.line, column: pos?.col, path: formatPath(path), message: `environment variable ${name} is not set (export ${name}=...)`})
         return ''
       }
+      // A value taken from a secret-looking variable stays masked wherever it lands (e.g. in a URL).
+      if (SECRET_ENV_NAME.test(name)) registerSecret(v)
       return v
     })
     if (isSecretKey) registerSecret(out)

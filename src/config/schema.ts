@@ -61,7 +61,7 @@ export type BackendKind = BackendConfig['kind']
 export const defaultsSchema = z.strictObject({
   model: z.string().min(1).default('large-v3'),
   language: z.string().min(1).default('auto'),
-  diarize: z.union([z.literal('auto'), z.boolean()]).default('auto'),
+  diarize: z.union([z.literal('auto'), z.boolean()], {error: 'expected auto, true or false'}).default('auto'),
   formats: z.array(z.enum(FORMATS)).min(1).default(['txt', 'srt']),
 })
 

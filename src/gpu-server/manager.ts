@@ -275,6 +275,13 @@ export async function startServer(opts: ServerOptions, progress: Progress = {}):
     const health = await waitForHealthy(existing, opts.timeoutMs ?? 600_000, progress)
     return {record: existing, health, alreadyRunning: true}
   }
+  // The server refuses this itself, but its advice (--insecure) is not a flag of ours: say it here, before the venv work.
+  if (!opts.apiKey && !process.env.JARVIS_GPU_API_KEY && !isLoopbackHost(host)) {
+    throw new UserError(`Refusing to serve on ${host} without an API key: anyone who can reach the port could use the server`, {
+      code: 'api_key_required',
+      suggestion: 'Set EXTERNAL_GPU_API_KEY (or pass --api-key), or keep the default --host 127.0.0.1.',
+    })
+  }
   if (await portInUse(host, port)) {
     throw new UserError(`Port ${port} is already in use by another program`, {code: 'port_in_use', suggestion: 'Pass --port with a free port, or stop what is listening there.'})
   }
@@ -319,4 +326,9 @@ export async function logFileFor(port?: number): Promise<string | undefined> {
   if (rec) return rec.logFile
   const candidate = logPath(port ?? DEFAULT_PORT)
   return (await stat(candidate).catch(() => undefined)) ? candidate : undefined
+}
+
+function isLoopbackHost(host: string): boolean {
+  const h = host.trim().replace(/^\[|\]$/g, '').toLowerCase()
+  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h)
 }

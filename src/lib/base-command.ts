@@ -85,8 +85,22 @@ export abstract class BaseCommand extends Command {
 
 /** oclif's first line only; for a flag whose parse failed ("Parsing --x") the reason is on the next line. */
 function usageMessage(message: string): string {
-  const lines = message.split('\n')
+  // eslint-disable-next-line no-control-regex
+  const lines = message.replace(/\u001B\[[0-9;]*m/g, '').split('\n')
   const first = lines[0].replace(/^Error: /, '').trim()
+  // "The following error occurred:" (flag validation: "--json cannot also be provided when using --watch")
+  // and "Missing 1 required arg:" carry their substance on the lines below.
+  if (/^The following errors? occurred:$/.test(first) || /^Missing \d+ required args?:$/.test(first)) {
+    const rest = lines.slice(1)
+    if (/^Missing/.test(first)) {
+      // One "name  description" row per argument; wrapped description lines are indented.
+      const names = rest.filter((l) => /^\S/.test(l) && !/^(See more help with|Note:|Alternatively)/.test(l)).map((l) => l.split(/\s{2,}/)[0])
+      if (names.length) return `${first} ${names.join(', ')}`
+    } else {
+      const reasons = rest.map((l) => l.trim()).filter((l) => l && !/^See more help with/.test(l))
+      if (reasons.length) return reasons.join('; ')
+    }
+  }
   const reason = lines[1]?.trim()
   return /^Parsing --/.test(first) && reason ? `${first}: ${reason}` : first
 }

@@ -4,7 +4,7 @@
 import type {LoadedConfig} from '../config/load.js'
 import {deploymentBackend, effectiveBackends} from '../config/env.js'
 import type {BackendConfig, Format} from '../config/schema.js'
-import {InterruptedError, UsageError} from '../lib/errors.js'
+import {InterruptedError, UsageError, UserError} from '../lib/errors.js'
 import {readSecrets, readState} from '../state/state.js'
 import {BackendRequestError, transcribeJob, transcribeSync, type TranscribeOptions, type TranscriptResult} from '../server/client.js'
 import {HttpConnectionError} from '../http/http.js'
@@ -90,8 +90,18 @@ export async function candidateBackends(loaded: LoadedConfig, forced?: string): 
   const byKind = kind ? all.filter((b) => b.kind === kind) : []
   if (byKind.length) return byKind
   if (forced === 'local') return [{name: 'local', kind: 'local'}]
+  // A kind jarvis knows but nothing of that kind is set up: say how to set one up, not "unknown".
+  if (kind) {
+    const how: Record<string, string> = {
+      external: 'Set EXTERNAL_GPU_URL (and EXTERNAL_GPU_API_KEY), or add a backend of kind external to jarvis.yaml.',
+      modal: 'Run `jarvis deploy modal`, or add a backend of kind modal with its url to jarvis.yaml (and leave MODAL_ENABLED unset or true).',
+      vast: 'Run `jarvis deploy vast`, or add a backend of kind vast to jarvis.yaml.',
+      ssh: 'Run `jarvis deploy ssh`, or add a backend of kind ssh to jarvis.yaml.',
+    }
+    throw new UserError(`No ${forced} backend is configured`, {code: 'backend_not_configured', suggestion: how[kind]})
+  }
   throw new UsageError(`Unknown backend "${forced}"`, {
-    suggestion: `Valid backends: ${all.map((b) => b.name).join(', ') || '(none configured)'}; or a kind: external_gpu, modal, local. Configure backends in jarvis.yaml.`,
+    suggestion: `Valid backends: ${all.map((b) => b.name).join(', ') || '(none configured)'}; or a kind: external_gpu, modal, vast, ssh, local. Configure backends in jarvis.yaml.`,
   })
 }
 
