@@ -1,3 +1,4 @@
+import {existsSync, statSync} from 'node:fs'
 import {basename} from 'node:path'
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../lib/base-command.js'
@@ -42,6 +43,10 @@ export default class Transcribe extends BaseCommand {
     const formats = flags.format ? parseFormats(flags.format) : defaults.formats
     if (flags['min-speakers'] && flags['max-speakers'] && flags['min-speakers'] > flags['max-speakers']) {
       throw new UsageError('--min-speakers is larger than --max-speakers')
+    }
+    const outDir = flags['output-dir']
+    if (outDir && existsSync(outDir) && !statSync(outDir).isDirectory()) {
+      throw new UsageError(`--output-dir ${outDir} is a file, not a directory`, {suggestion: 'Pass a directory (it is created when missing).'})
     }
     const spinner = await this.ui.spinner('Routing audio')
     const meter = new Map<string, ProgressMeter>()

@@ -113,9 +113,13 @@ export async function transcribeFiles(loaded: LoadedConfig, req: TranscribeReque
   const outcomes: FileOutcome[] = []
   const todo: {input: string; size: number; paths: Record<Format, string>; outcome: FileOutcome}[] = []
 
+  // Which input each output path belongs to: two inputs named alike (a/x.wav, b/x.wav with
+  // --output-dir) must not silently overwrite each other's transcripts.
+  const claimed = new Map<string, string>()
   for (const file of req.files) {
     const check = await checkInput(file)
     const outcome: FileOutcome = {input: check.path, status: 'failed', attempts: []}
+    if (outcomes.some((o) => o.input === check.path)) continue // the same file named twice (e.g. by overlapping globs)
     outcomes.push(outcome)
     if (!check.ok) {
       outcome.reason = check.reason
@@ -123,6 +127,13 @@ export async function transcribeFiles(loaded: LoadedConfig, req: TranscribeReque
       continue
     }
     const paths = outputPaths(check.path, req.formats, req.outputDir)
+    const clash = Object.values(paths).map((p) => claimed.get(p)).find(Boolean)
+    if (clash) {
+      outcome.reason = `its transcripts would overwrite those of ${clash} (same name in the same output directory); transcribe it in a separate run or without --output-dir`
+      hooks.onFileDone?.(outcome)
+      continue
+    }
+    for (const p of Object.values(paths)) claimed.set(p, check.path)
     if (!req.force && (await outputsComplete(check.path, paths))) {
       Object.assign(outcome, {status: 'skipped', outputs: Object.values(paths), reason: 'outputs already complete (use --force to redo)'})
       hooks.onFileDone?.(outcome)
@@ -173,7 +184,14 @@ export async function transcribeFiles(loaded: LoadedConfig, req: TranscribeReque
           const started = performance.now()
           const result = await send(h, job.input, job.size, req, hooks)
           const wall = (performance.now() - started) / 1000
-          outcome.outputs = await writeOutputs(result, job.paths)
+          try {
+            outcome.outputs = await writeOutputs(result, job.paths)
+          } catch (error) {
+            // A local disk problem, not the backend's: another backend would fail the same way.
+            outcome.backend = h.name
+            outcome.reason = `transcribed, but the transcripts could not be written: ${(error as Error).message}`
+            return
+          }
           Object.assign(outcome, {
             status: 'done',
             backend: h.name,

@@ -1,10 +1,11 @@
 // Rough edges found by using the CLI as a user: each message says what is wrong and what to do.
 import {execa} from 'execa'
 import {existsSync} from 'node:fs'
-import {writeFile} from 'node:fs/promises'
+import {mkdir, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
 import {binPath, parseJson, runCli} from '../helpers/cli.js'
+import {json, listen} from '../helpers/servers.js'
 import {tempDir} from '../helpers/tmp.js'
 
 describe('usage errors name what is wrong', () => {
@@ -88,5 +89,48 @@ describe('output into a closed pipe', () => {
     const r = await execa('bash', ['-c', `set -o pipefail; "${process.execPath}" "${binPath}" cost estimate --hours 1e9 --provider modal | head -c 10 >/dev/null`], {cwd: dir, env: {NO_COLOR: '1'}, reject: false})
     expect(r.stderr).not.toContain('unsettled top-level await')
     expect(r.exitCode).toBe(0)
+  })
+})
+
+describe('transcribe outputs', () => {
+  /** A backend that transcribes anything as "hello", counting uploads. */
+  async function helloServer() {
+    let uploads = 0
+    const s = await listen((req, res) => {
+      if (req.url === '/health') return json(res, 200, {status: 'ok', model_loaded: true, engine: 'pocketsphinx', model: 'en-us', device: 'cpu'})
+      if (req.url === '/info') return json(res, 200, {engine: 'pocketsphinx', model: 'en-us', device: 'cpu', diarization_available: false})
+      req.resume()
+      req.on('end', () => {
+        uploads++
+        json(res, 200, {text: 'hello', language: 'en', duration: 1, segments: [{start: 0, end: 1, text: 'hello'}], processing_time: 0.1})
+      })
+    })
+    return {...s, uploads: () => uploads}
+  }
+
+  it('two inputs with the same name into one --output-dir: the second fails instead of overwriting; a file named twice is done once', async () => {
+    const srv = await helloServer()
+    const dir = await tempDir()
+    await mkdir(join(dir, 'a'))
+    await mkdir(join(dir, 'b'))
+    await writeFile(join(dir, 'a', 'x.wav'), Buffer.alloc(1024, 1))
+    await writeFile(join(dir, 'b', 'x.wav'), Buffer.alloc(1024, 2))
+    const env = {EXTERNAL_GPU_URL: srv.url, TRANSCRIPTION_BACKEND: 'external_gpu', JARVIS_CACHE_DIR: join(dir, 'cache'), JARVIS_HISTORY_FILE: join(dir, 'h.jsonl'), JARVIS_CONFIG: ''}
+    try {
+      const r = await runCli(['transcribe', 'a/x.wav', 'b/x.wav', 'a/x.wav', './a/x.wav', '-o', 'out', '--format', 'txt', '--json'], {cwd: dir, env})
+      expect(r.exitCode).toBe(1)
+      const files = parseJson(r).files
+      expect(files.map((f: {status: string}) => f.status)).toEqual(['done', 'failed'])
+      expect(files[1].reason).toContain(`would overwrite those of ${join(dir, 'a', 'x.wav')}`)
+      expect(srv.uploads()).toBe(1)
+
+      await writeFile(join(dir, 'not-a-dir'), '')
+      const file = await runCli(['transcribe', 'a/x.wav', '-o', 'not-a-dir'], {cwd: dir, env})
+      expect(file.exitCode).toBe(2)
+      expect(file.stderr).toContain('--output-dir not-a-dir is a file, not a directory')
+      expect(srv.uploads()).toBe(1)
+    } finally {
+      srv.server.close()
+    }
   })
 })
