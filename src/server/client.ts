@@ -69,7 +69,13 @@ export function serverErrorMessage(res: HttpResponse): string {
     if (b.detail) return typeof b.detail === 'string' ? b.detail : JSON.stringify(b.detail)
   }
   const t = res.text.trim()
-  return t ? t.slice(0, 300) : `HTTP ${res.status}`
+  if (!t) return `HTTP ${res.status}`
+  // An HTML error page (a proxy, or something other than a gpu-server on that port): its title says enough.
+  if (/^<(!doctype|html)/i.test(t)) {
+    const title = /<title>([^<]*)<\/title>/i.exec(t)?.[1]?.trim()
+    return `an HTML page${title ? ` ("${title}")` : ''}, not a gpu-server answer: is the URL right?`
+  }
+  return t.replace(/\s+/g, ' ').slice(0, 300)
 }
 
 /**

@@ -134,3 +134,25 @@ describe('transcribe outputs', () => {
     }
   })
 })
+
+describe('gpu-server health', () => {
+  it('--port checks that port even when jarvis did not start it; an HTML page is named as such; a bad --url is a usage error', async () => {
+    const dir = await tempDir()
+    const page = await listen((_req, res) => {
+      res.writeHead(404, {'content-type': 'text/html'})
+      res.end('<!DOCTYPE HTML>\n<html>\n  <head><title>Error response</title></head>\n  <body>\n    <h1>nope</h1>\n  </body>\n</html>\n')
+    })
+    const env = {JARVIS_DATA_DIR: join(dir, 'data'), EXTERNAL_GPU_URL: 'http://127.0.0.1:1'}
+    try {
+      const r = await runCli(['gpu-server', 'health', '--port', String(page.port)], {cwd: dir, env})
+      expect(r.exitCode).toBe(1)
+      expect(r.stdout).toContain(`http://127.0.0.1:${page.port} unhealthy: /health answered 404: an HTML page ("Error response"), not a gpu-server answer`)
+      expect(r.stdout).not.toContain('<h1>')
+    } finally {
+      page.server.close()
+    }
+    const bad = await runCli(['gpu-server', 'health', '--url', 'notaurl', '--json'], {cwd: dir, env})
+    expect(bad.exitCode).toBe(2)
+    expect(parseJson(bad).error.message).toBe('notaurl is not an http(s) URL')
+  })
+})

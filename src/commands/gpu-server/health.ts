@@ -4,7 +4,7 @@ import {portFlag} from '../../gpu-server/flags.js'
 import {findServer} from '../../gpu-server/manager.js'
 import {checkServer, type ServerHealth} from '../../server/client.js'
 import {describeServer} from '../../gpu-server/describe.js'
-import {UserError} from '../../lib/errors.js'
+import {UsageError, UserError} from '../../lib/errors.js'
 import {registerSecret} from '../../lib/secrets.js'
 
 export default class GpuServerHealth extends BaseCommand {
@@ -30,7 +30,13 @@ export default class GpuServerHealth extends BaseCommand {
       if (local) {
         url = local.url
         apiKey ??= local.apiKey
+      } else if (flags.port !== undefined) {
+        // Asked about a port: check that port on this machine, even if jarvis did not start what runs there.
+        url = `http://127.0.0.1:${flags.port}`
       } else url = process.env.EXTERNAL_GPU_URL
+    }
+    if (url && !/^https?:\/\/\S+$/.test(url)) {
+      throw new UsageError(`${url} is not an http(s) URL`, {suggestion: 'Pass it like --url http://100.64.0.5:8000 (or fix EXTERNAL_GPU_URL).'})
     }
     if (!url) throw new UserError('No server to check: none is running locally and EXTERNAL_GPU_URL is not set', {code: 'no_server', suggestion: 'Pass --url http://HOST:PORT, or start one with `jarvis gpu-server start`.'})
     registerSecret(apiKey)
