@@ -74,6 +74,12 @@ function render(report: StatusReport): string {
     if (b.reason && !b.ok) notes.push(`  ${b.name}: ${b.reason}`)
     if (b.providerStatus) notes.push(`  ${b.name} (${b.provider}): ${b.providerStatus.state} — ${b.providerStatus.summary}`)
   }
-  const summary = report.healthy ? chalk.green('All backends healthy.') : chalk.red('Some backends are not healthy.')
+  // A stopped local server counts as fine (it starts on demand), but "all healthy" would overstate it.
+  const anyUp = report.backends.some((b) => b.ok)
+  const summary = !report.healthy
+    ? chalk.red('Some backends are not healthy.')
+    : anyUp
+      ? chalk.green('All backends healthy.')
+      : chalk.yellow('No backend is running; the local server starts on demand.')
   return [table, ...(notes.length ? ['', ...notes] : []), '', summary].join('\n')
 }

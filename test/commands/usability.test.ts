@@ -156,3 +156,13 @@ describe('gpu-server health', () => {
     expect(parseJson(bad).error.message).toBe('notaurl is not an http(s) URL')
   })
 })
+
+describe('status', () => {
+  it('with only a stopped local server, does not claim every backend is healthy (exit stays 0)', async () => {
+    const dir = await tempDir()
+    const r = await runCli(['status'], {cwd: dir, env: {JARVIS_DATA_DIR: join(dir, 'data'), EXTERNAL_GPU_URL: '', JARVIS_CONFIG: ''}})
+    expect(r.exitCode).toBe(0)
+    expect(r.stdout).not.toContain('All backends healthy')
+    expect(r.stdout).toContain('No backend is running; the local server starts on demand.')
+  })
+})
