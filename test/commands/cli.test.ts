@@ -33,6 +33,12 @@ describe('every command', () => {
     for (const [id, text] of Object.entries(help)) if (id.includes(' ') || ['transcribe', 'status', 'deploy', 'init', 'tunnel', 'destroy'].includes(id)) expect(text, id).toContain('EXAMPLES')
   })
 
+  it('the README command reference lists every command (regenerate with npm run readme)', async () => {
+    const config = await Config.load(repoRoot)
+    const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8')
+    for (const c of config.commands) expect(readme, c.id).toContain(`## \`jarvis ${c.id.replaceAll(':', ' ')}`)
+  })
+
   it('--version prints name/version platform node', async () => {
     const r = await runCli(['--version'])
     expect(r.exitCode).toBe(0)
