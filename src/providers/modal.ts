@@ -147,7 +147,7 @@ async function plan(ctx: ProviderContext, opts: DeployOptions, checks: Check[]):
     name: 'modal',
     settings: [
       {key: 'app', value: app, source: opts.name ? 'flag' : section.app ? 'config' : prior?.app ? 'state' : 'default'},
-      {key: 'gpu', value: useGpu ? String(gpu) : 'none (CPU, int8)', source: cpu ? (opts.cpu ? 'flag' : 'config') : src(opts.gpu, section.gpu, envGpu)},
+      {key: 'gpu', value: useGpu ? String(gpu) : !cpu && gpu === null ? `${wanted} (unknown to Modal)` : 'none (CPU, int8)', source: cpu ? (opts.cpu ? 'flag' : 'config') : src(opts.gpu, section.gpu, envGpu)},
       {key: 'model', value: opts.model, source: opts.fromFlags.has('model') ? 'flag' : 'default'},
       {key: 'engine', value: opts.engine, source: opts.fromFlags.has('engine') ? 'flag' : 'default'},
       {key: 'environment', value: environment ?? '(profile default)', source: environment ? 'config' : 'default'},

@@ -119,6 +119,8 @@ describe('deploy modal', () => {
     const plan = parseJson(r).plan
     expect(plan.checks.find((c: any) => c.id === 'auth')).toMatchObject({ok: false, fix: expect.stringMatching(/modal setup/)})
     expect(plan.checks.find((c: any) => c.id === 'gpu')).toMatchObject({ok: false, fix: expect.stringMatching(/--gpu/)})
+    // The plan shows the GPU asked for, not a CPU deployment nobody asked for.
+    expect(plan.settings.find((x: any) => x.key === 'gpu').value).toBe('V100 (unknown to Modal)')
     expect(s.calls('modal').map((c) => c.argv[0])).toEqual(['--version', 'token'])
 
     const region = await runCli(['deploy', 'modal', '--region', 'us-east', '--dry-run'], {cwd: dir, env: s.env()})
