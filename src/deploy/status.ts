@@ -1,6 +1,7 @@
 // The status service: every backend (jarvis.yaml, EXTERNAL_GPU_URL, recorded deployments)
 // checked in parallel over HTTP, plus each recorded deployment's own provider view.
 // Never throws for one bad backend: each row says what is wrong.
+import {describeServer} from '../gpu-server/describe.js'
 import {deploymentBackend, effectiveBackends} from '../config/env.js'
 import type {LoadedConfig} from '../config/load.js'
 import type {BackendConfig} from '../config/schema.js'
@@ -50,7 +51,8 @@ function fromHealth(h: ServerHealth): Pick<BackendStatus, 'health' | 'ok' | 'rea
     engine: h.info?.engine ?? h.health?.engine,
     model: h.info?.model ?? h.health?.model,
     device: h.info?.device ?? h.health?.device,
-    gpu: (h.info?.gpu as {name?: string} | null | undefined)?.name ?? undefined,
+    // The same GPU wording as `gpu-server health`: name and memory, or "none (CPU)".
+    gpu: describeServer(h).gpu,
   }
 }
 

@@ -13,6 +13,6 @@ export const serverFlags = {
   'batch-size': Flags.integer({description: 'batched-inference batch size (whisperx)', min: 1}),
   'api-key': Flags.string({description: 'key clients must send (X-API-Key); prefer the env var, argv is visible to other users', env: 'EXTERNAL_GPU_API_KEY'}),
   'hf-token': Flags.string({description: 'Hugging Face token for diarization (pyannote)', env: 'HUGGINGFACE_TOKEN'}),
-  python: Flags.string({description: 'Python 3.10+ used to create the server venv'}),
+  python: Flags.string({description: 'Python 3.10+ used to create the server venv (only when it is created; delete the venv in the cache dir to switch)'}),
   timeout: Flags.integer({description: 'seconds to wait for /health (first runs download the model)', default: 900, min: 1}),
 }

@@ -262,6 +262,16 @@ export interface StartResult {
   record: ServerRecord
   health: ServerHealth
   alreadyRunning: boolean
+  /** When a server was already running: what it runs that differs from what was asked for. */
+  mismatch?: string
+}
+
+function mismatchOf(rec: ServerRecord, health: ServerHealth, opts: ServerOptions): string | undefined {
+  const running = {engine: health.info?.engine ?? rec.engine, model: health.info?.model ?? rec.model}
+  const diffs: string[] = []
+  if (opts.engine && opts.engine !== 'auto' && running.engine && opts.engine !== running.engine) diffs.push(`engine ${running.engine}, not ${opts.engine}`)
+  if (opts.model && running.model && opts.model !== running.model) diffs.push(`model ${running.model}, not ${opts.model}`)
+  return diffs.length ? diffs.join('; ') : undefined
 }
 
 /** Start the server detached (or find it already running on that port) and wait for /health. */
@@ -273,7 +283,7 @@ export async function startServer(opts: ServerOptions, progress: Progress = {}):
   const existing = await findServer(port)
   if (existing) {
     const health = await waitForHealthy(existing, opts.timeoutMs ?? 600_000, progress)
-    return {record: existing, health, alreadyRunning: true}
+    return {record: existing, health, alreadyRunning: true, mismatch: mismatchOf(existing, health, opts)}
   }
   // The server refuses this itself, but its advice (--insecure) is not a flag of ours: say it here, before the venv work.
   if (!opts.apiKey && !process.env.JARVIS_GPU_API_KEY && !isLoopbackHost(host)) {

@@ -48,6 +48,16 @@ describe('gpu-server start → health → transcribe → stop', () => {
     expect(h.exitCode).toBe(0)
     expect(h.stdout).toContain(`${serverUrl} healthy`)
     expect(h.stdout).toMatch(/engine\s+pocketsphinx/)
+
+    // Starting again finds it running, and says when it runs something other than what was asked.
+    const again = await runCli(['gpu-server', 'start', '--engine', 'pocketsphinx', '--port', String(port), '--model', 'large-v3'], {env, cwd: work})
+    expect(again.exitCode).toBe(0)
+    expect(again.stderr).toContain('already running')
+    expect(again.stderr).toContain('model en-us, not large-v3')
+
+    const st = await runCli(['status', '--json'], {env: {...env, EXTERNAL_GPU_URL: serverUrl}, cwd: work})
+    expect(st.exitCode, st.stderr).toBe(0)
+    expect(parseJson(st).backends.find((b: any) => b.name === 'external_gpu')).toMatchObject({health: 'healthy', engine: 'pocketsphinx', gpu: 'none (CPU)'})
   }, 300_000)
 
   it('transcribes real speech to valid SRT and JSON with WER ≤ 0.40', async () => {

@@ -46,11 +46,12 @@ export default class GpuServerStart extends BaseCommand {
     }
     const spinner = await this.ui.spinner(`Starting gpu-server on port ${opts.port}`)
     try {
-      const {record, health, alreadyRunning} = await startServer(opts, {
+      const {record, health, alreadyRunning, mismatch} = await startServer(opts, {
         signal: this.abort.signal,
         onStage: (stage, ms) => spinner.update(`Starting gpu-server (${Math.round(ms / 1000)}s): ${stage.slice(0, 100)}`),
       })
       spinner.succeed(alreadyRunning ? `gpu-server already running (pid ${record.pid})` : `gpu-server ready (pid ${record.pid})`)
+      if (mismatch) this.ui.warn(`The server already running on port ${record.port} has ${mismatch}. Stop it first (jarvis gpu-server stop --port ${record.port}) to restart with what you asked for.`)
       const summary = describeServer(health)
       this.log(`URL      ${record.url}`)
       for (const [k, v] of Object.entries(summary)) if (v !== undefined) this.log(`${k.padEnd(8)} ${v}`)
