@@ -2,6 +2,7 @@
 # Installs everything jarvis and its tests need: Node 24 if the system's is older,
 # npm dependencies, the build, and the gpu-server's Python venv (pocketsphinx engine).
 set -euo pipefail
+trap 'echo "$(basename "$0"): failed (exit $?) at line $LINENO: $BASH_COMMAND" >&2' ERR
 source "$(dirname "$0")/env.sh"
 cd "$root"
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

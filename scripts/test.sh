@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: vitest (CLI) and pytest (gpu-server). Installs what is missing first.
 set -euo pipefail
+trap 'echo "$(basename "$0"): failed (exit $?) at line $LINENO: $BASH_COMMAND" >&2' ERR
 source "$(dirname "$0")/env.sh"
 cd "$root"
 bash scripts/install.sh

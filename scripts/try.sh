@@ -2,6 +2,7 @@
 # The main job on a machine with no GPU and no network: install, start the bundled server
 # with the pocketsphinx engine, transcribe a bundled LibriVox sample, print the transcript.
 set -euo pipefail
+trap 'echo "$(basename "$0"): failed (exit $?) at line $LINENO: $BASH_COMMAND" >&2' ERR
 source "$(dirname "$0")/env.sh"
 cd "$root"
 bash scripts/install.sh
