@@ -111,7 +111,7 @@ function rtf(audio?: number, processing?: number): number | undefined {
 
 export async function transcribeFiles(loaded: LoadedConfig, req: TranscribeRequest, hooks: TranscribeHooks = {}): Promise<TranscribeReport> {
   const outcomes: FileOutcome[] = []
-  const todo: {input: string; size: number; paths: Record<Format, string>; outcome: FileOutcome}[] = []
+  const pending: {input: string; size: number; paths: Record<Format, string>; outcome: FileOutcome}[] = []
 
   // Which input each output path belongs to: two inputs named alike (a/x.wav, b/x.wav with
   // --output-dir) must not silently overwrite each other's transcripts.
@@ -139,11 +139,11 @@ export async function transcribeFiles(loaded: LoadedConfig, req: TranscribeReque
       hooks.onFileDone?.(outcome)
       continue
     }
-    todo.push({input: check.path, size: check.size!, paths, outcome})
+    pending.push({input: check.path, size: check.size!, paths, outcome})
   }
   // Resolve the backend list even with nothing to do, so a wrong --backend is still reported.
   const configs = await candidateBackends(loaded, req.backend)
-  if (todo.length === 0) return {files: outcomes, backends: []}
+  if (pending.length === 0) return {files: outcomes, backends: []}
 
   hooks.onStage?.(`checking ${configs.length} backend${configs.length === 1 ? '' : 's'}`)
   const handles = await Promise.all(configs.map((c, i) => resolveBackend(c, i, {healthTimeoutMs: req.healthTimeoutMs, signal: hooks.signal, onStage: hooks.onStage})))
@@ -162,7 +162,7 @@ export async function transcribeFiles(loaded: LoadedConfig, req: TranscribeReque
       return pool.filter((h) => h.rank === best).sort((a, b) => (inFlight.get(a.name) ?? 0) - (inFlight.get(b.name) ?? 0))[0]
     }
 
-    const runOne = async (job: (typeof todo)[number]) => {
+    const runOne = async (job: (typeof pending)[number]) => {
       const {outcome} = job
       const tried = new Set<string>()
       for (;;) {
@@ -243,8 +243,8 @@ export async function transcribeFiles(loaded: LoadedConfig, req: TranscribeReque
 
     const topRank = Math.min(...handles.filter((h) => h.usable && !h.onDemand).map((h) => h.rank), Infinity)
     const sharing = handles.filter((h) => h.usable && !h.onDemand && h.rank === topRank).length
-    const workers = Math.max(1, Math.min(req.concurrency ?? Math.max(1, sharing), todo.length))
-    const queue = [...todo]
+    const workers = Math.max(1, Math.min(req.concurrency ?? Math.max(1, sharing), pending.length))
+    const queue = [...pending]
     await Promise.all(
       Array.from({length: workers}, async () => {
         for (let job = queue.shift(); job; job = queue.shift()) {
