@@ -24,7 +24,8 @@ import {errorMessage, InterruptedError, UserError} from '../lib/errors.js'
 import {maskSecrets} from '../lib/secrets.js'
 import {checkServer, type ServerHealth} from '../server/client.js'
 import type {HostKeyPolicy, SshSession, SshTargetSpec} from '../ssh/index.js'
-import type {Deployment, ProviderContext, ProviderStatus, Step, StepOutput} from './types.js'
+import {applyDestroy, applyPlan} from './engine.js'
+import type {Deployment, DeployPlan, DestroyPlan, ProviderContext, ProviderStatus, Step, StepOutput} from './types.js'
 
 export const DEFAULT_REMOTE_PORT = 8000
 const MARKER = '.jarvis-gpu-server'
@@ -582,4 +583,30 @@ export function identityCheck(identity: string | undefined): {id: string; label:
   return existsSync(identity)
     ? {id: 'identity', label: 'SSH key file present', ok: true, detail: identity}
     : {id: 'identity', label: 'SSH key file present', ok: false, detail: `${identity}: no such file`, fix: 'Pass --identity with the private key that the host accepts'}
+}
+
+// The SSH connection a plan's steps share, opened by the first step that needs it and closed
+// once the plan is applied (or fails): one map, used by the ssh and vast providers alike.
+const planConnections = new WeakMap<object, RemoteConnection>()
+
+/** Remember the connection `plan`'s steps use, so applying it closes the connection afterwards. */
+export function withConnection<P extends DeployPlan | DestroyPlan>(plan: P, conn: RemoteConnection): P {
+  planConnections.set(plan, conn)
+  return plan
+}
+
+export async function applyRemotePlan(ctx: ProviderContext, plan: DeployPlan): Promise<Deployment> {
+  try {
+    return await applyPlan(ctx, plan)
+  } finally {
+    await planConnections.get(plan)?.close()
+  }
+}
+
+export async function applyRemoteDestroy(ctx: ProviderContext, dep: Deployment, plan: DestroyPlan): Promise<void> {
+  try {
+    await applyDestroy(ctx, dep, plan)
+  } finally {
+    await planConnections.get(plan)?.close()
+  }
 }

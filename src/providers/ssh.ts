@@ -10,9 +10,11 @@
 import {existsSync} from 'node:fs'
 import {dirname, join} from 'node:path'
 import {z} from 'zod'
-import {applyDestroy, applyPlan, parseSection} from './engine.js'
+import {parseSection} from './engine.js'
 import {
   absoluteIdentity,
+  applyRemoteDestroy,
+  applyRemotePlan,
   DEFAULT_REMOTE_PORT,
   identityCheck,
   pipEnvironment,
@@ -21,6 +23,7 @@ import {
   remoteStatus,
   remoteSteps,
   sshUrl,
+  withConnection,
   type RecordedSsh,
 } from './remote-server.js'
 import type {Check, DeployOptions, DeployPlan, Deployment, PlanSetting, Provider, ProviderContext} from './types.js'
@@ -46,8 +49,6 @@ export const sshSectionSchema = z.strictObject({
 type Section = z.infer<typeof sshSectionSchema>
 
 // One connection per apply/destroy run, closed when the run ends.
-const connections = new WeakMap<object, RemoteConnection>()
-
 function source(flag: boolean, config: boolean, state: boolean): PlanSetting['source'] {
   return flag ? 'flag' : config ? 'config' : state ? 'state' : 'default'
 }
@@ -185,8 +186,7 @@ async function plan(ctx: ProviderContext, opts: DeployOptions, checks: Check[]):
       device: r.device,
     },
   }
-  connections.set(plan, conn)
-  return plan
+  return withConnection(plan, conn)
 }
 
 const provider: Provider = {
@@ -202,28 +202,15 @@ const provider: Provider = {
   configSchema: sshSectionSchema,
   preflight,
   plan,
-  async apply(ctx, p) {
-    try {
-      return await applyPlan(ctx, p)
-    } finally {
-      await connections.get(p)?.close()
-    }
-  },
+  apply: applyRemotePlan,
   status: (ctx, dep) => remoteStatus(ctx, dep),
   async planDestroy(_ctx, dep: Deployment) {
     const conn = new RemoteConnection()
     const steps = remoteDestroySteps(dep, conn)
     const p = {provider: 'ssh' as const, name: dep.name, steps, warnings: steps.length ? [] : ['Nothing was installed on a host yet: only the record is removed.']}
-    connections.set(p, conn)
-    return p
+    return withConnection(p, conn)
   },
-  async destroy(ctx, dep, p) {
-    try {
-      await applyDestroy(ctx, dep, p)
-    } finally {
-      await connections.get(p)?.close()
-    }
-  },
+  destroy: applyRemoteDestroy,
 }
 
 export default provider

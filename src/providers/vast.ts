@@ -35,8 +35,8 @@ import {join} from 'node:path'
 import {z} from 'zod'
 import {errorMessage, ExternalError, InterruptedError, ToolMissingError, UserError} from '../lib/errors.js'
 import {registerSecret} from '../lib/secrets.js'
-import {applyDestroy, applyPlan, parseSection, renderTemplate, skippedCheck, toolCheck} from './engine.js'
-import {DEFAULT_REMOTE_PORT, identityCheck, RemoteConnection, remoteDestroySteps, remoteDirShellExpr, remoteStatus, remoteSteps, targetOf, type RecordedSsh} from './remote-server.js'
+import {parseSection, renderTemplate, skippedCheck, toolCheck} from './engine.js'
+import {applyRemoteDestroy, applyRemotePlan, DEFAULT_REMOTE_PORT, identityCheck, RemoteConnection, remoteDestroySteps, remoteDirShellExpr, remoteStatus, remoteSteps, targetOf, withConnection, type RecordedSsh} from './remote-server.js'
 import {remoteSettings, remoteWarnings, resolveIdentity, sshSectionSchema} from './ssh.js'
 import type {HostKeyPolicy} from '../ssh/index.js'
 import type {Check, CommandStep, DeployOptions, DeployPlan, Deployment, PlanSetting, Provider, ProviderContext, ProviderStatus, Step} from './types.js'
@@ -364,8 +364,6 @@ function waitForSshStep(cmd: string, section: Section, policy: HostKeyPolicy, id
   }
 }
 
-const connections = new WeakMap<object, RemoteConnection>()
-
 async function plan(ctx: ProviderContext, opts: DeployOptions, checks: Check[]): Promise<DeployPlan> {
   const section: Section = await parseSection(ctx, 'vast', sectionSchema)
   const host = hostMode(opts, section)
@@ -389,8 +387,7 @@ async function plan(ctx: ProviderContext, opts: DeployOptions, checks: Check[]):
       warnings,
       details: {mode: 'host', ...(r.ssh ? {ssh: r.ssh} : {}), ...common},
     }
-    connections.set(p, conn)
-    return p
+    return withConnection(p, conn)
   }
 
   const cmd = String(checks.find((c) => c.id === 'tool:vastai')?.data?.command ?? 'vastai')
@@ -449,8 +446,7 @@ async function plan(ctx: ProviderContext, opts: DeployOptions, checks: Check[]):
     warnings: [...warnings, 'The instance is billed from the moment it is created until `jarvis destroy vast`.'],
     details: {mode: 'instance', vastCommand: cmd, image, label, gpu: search.gpu, hostKeyPolicy: r.policy, ...common},
   }
-  connections.set(p, conn)
-  return p
+  return withConnection(p, conn)
 }
 
 // ---------------------------------------------------------------- status & destroy
@@ -501,10 +497,8 @@ async function planDestroy(ctx: ProviderContext, dep: Deployment) {
     const ssh = dep.details.ssh as RecordedSsh | undefined
     if (ssh?.host && ssh.port && dep.details.hostKeyPolicy === 'accept-new') steps.push(forgetHostKeyStep(ssh))
   }
-  const p = {provider: 'vast' as const, name: dep.name, steps, warnings}
-  connections.set(p, conn)
   void ctx
-  return p
+  return withConnection({provider: 'vast' as const, name: dep.name, steps, warnings}, conn)
 }
 
 /**
@@ -545,22 +539,10 @@ const provider: Provider = {
   configSchema: sectionSchema,
   preflight,
   plan,
-  async apply(ctx, p) {
-    try {
-      return await applyPlan(ctx, p)
-    } finally {
-      await connections.get(p)?.close()
-    }
-  },
+  apply: applyRemotePlan,
   status,
   planDestroy,
-  async destroy(ctx, dep, p) {
-    try {
-      await applyDestroy(ctx, dep, p)
-    } finally {
-      await connections.get(p)?.close()
-    }
-  },
+  destroy: applyRemoteDestroy,
 }
 
 export default provider
